@@ -1,0 +1,95 @@
+namespace Shm.Fun
+
+open System
+
+/// <summary>
+/// A cold computation that, run against a <see cref="Scope"/>, acquires what it needs, registers
+/// each release on the scope and returns a value. Build one with <c>shm { }</c>; run it with
+/// <c>Shm.run</c>.
+/// </summary>
+[<Struct; NoEquality; NoComparison>]
+type Shm<'T> =
+    /// Wraps the function that runs the computation against a scope.
+    | Shm of (Scope -> 'T)
+
+/// Running and combining scoped computations.
+[<RequireQualifiedAccess>]
+[<CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
+module Shm =
+
+    /// <summary>Runs <paramref name="m"/> against <paramref name="scope"/>, leaving its resources registered there.</summary>
+    let inline runIn (scope: Scope) (m: Shm<'T>) : 'T =
+        let (Shm f) = m
+        f scope
+
+    /// <summary>
+    /// Runs the computation in a fresh scope and closes it: every resource acquired is released,
+    /// newest first, exactly once, whether the computation returned or threw. The exception the
+    /// caller sees is the original one; finalizer failures ride on it (<see cref="suppressed"/>).
+    /// </summary>
+    let run (m: Shm<'T>) : 'T =
+        let scope = new Scope()
+
+        let result =
+            try
+                runIn scope m
+            with cause ->
+                scope.Abort cause
+                reraise ()
+
+        scope.Dispose()
+        result
+
+    /// <summary>
+    /// Any acquire/release pair as a scoped resource: <paramref name="acquire"/> runs when the
+    /// computation runs, <paramref name="release"/> when the scope closes.
+    /// </summary>
+    let make (acquire: unit -> 'T) (release: 'T -> unit) : Shm<'T> =
+        Shm(fun scope ->
+            let value = acquire ()
+            let owner: objnull = if typeof<'T>.IsValueType then null else box value
+            scope.Add(owner, new Release<'T>(value, release))
+            value)
+
+    /// <summary>Puts an existing disposable under the scope (once, however often it is registered).</summary>
+    let ofDisposable (resource: 'R :> IDisposable) : Shm<'R> =
+        Shm(fun scope ->
+            scope.Own resource
+            resource)
+
+    /// <summary>Registers <paramref name="finalizer"/> to run when the scope closes.</summary>
+    let defer (finalizer: unit -> unit) : Shm<unit> =
+        Shm(fun scope -> scope.Add(null, new Release<unit>((), finalizer)))
+
+    /// <summary>
+    /// Runs <paramref name="m"/> in a nested scope that closes when it ends: use it for
+    /// per-iteration release in loops.
+    /// </summary>
+    let scoped (m: Shm<'T>) : Shm<'T> = Shm(fun _ -> run m)
+
+    /// <summary>
+    /// Escapes on purpose: runs <paramref name="m"/> in its own scope and hands the caller the
+    /// value with one <see cref="IDisposable"/> that releases everything it acquired (once).
+    /// If <paramref name="m"/> fails, what it acquired is released before the exception leaves.
+    /// </summary>
+    let allocate (m: Shm<'T>) : struct ('T * IDisposable) =
+        let scope = new Scope()
+
+        let value =
+            try
+                runIn scope m
+            with cause ->
+                scope.Abort cause
+                reraise ()
+
+        struct (value, scope :> IDisposable)
+
+    /// <summary>Transforms the result.</summary>
+    let map (f: 'T -> 'U) (m: Shm<'T>) : Shm<'U> = Shm(fun scope -> f (runIn scope m))
+
+    /// <summary>Sequences two computations in the same scope.</summary>
+    let bind (f: 'T -> Shm<'U>) (m: Shm<'T>) : Shm<'U> =
+        Shm(fun scope -> runIn scope (f (runIn scope m)))
+
+    /// <summary>The finalizer failures attached to <paramref name="original"/> while it propagated, in release order.</summary>
+    let suppressed (original: exn) : exn list = Scope.Suppressed original
