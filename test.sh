@@ -26,6 +26,9 @@ read -r x_failed x_passed < <(strip < "$logs/xunit.log" |
 read -r e_passed e_failed e_errored < <(strip < "$logs/expecto.log" |
     sed -nE 's/.* ([0-9]+) passed, [0-9]+ ignored, ([0-9]+) failed, ([0-9]+) errored.*/\1 \2 \3/p' | tail -1)
 
+# The fork stress test leaves its figures beside the test assembly.
+cat "tests/Shm.Interop.Tests/bin/$configuration/net10.0/fork-stress.txt" 2>/dev/null
+
 passed=$(( ${x_passed:-0} + ${e_passed:-0} ))
 failed=$(( ${x_failed:-0} + ${e_failed:-0} + ${e_errored:-0} ))
 # A suite that crashed or never reported counts as one failure.

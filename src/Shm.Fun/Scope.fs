@@ -5,6 +5,17 @@ open System.Collections.Generic
 open System.Runtime.CompilerServices
 open System.Runtime.ExceptionServices
 
+/// <summary>
+/// A finalizer that needs to know how its scope closed: <c>failed</c> is true when an acquisition
+/// or the body threw. Children use it: a block that ends normally waits for them, a failing one
+/// kills them.
+/// </summary>
+type IScopeFinalizer =
+    inherit IDisposable
+
+    /// Releases, knowing whether the scope is closing because of a failure.
+    abstract Release: failed: bool -> unit
+
 /// One registered release: the object it releases (so a resource is never registered twice)
 /// and the action that releases it.
 [<Struct; NoEquality; NoComparison>]
@@ -34,7 +45,7 @@ type Scope() =
     let mutable owners: HashSet<obj> | null = null
     let mutable closed = false
 
-    let unwind (target: int) =
+    let unwind (target: int) (failed: bool) =
         let mutable failures: ResizeArray<exn> | null = null
 
         while depth > target do
@@ -47,7 +58,9 @@ type Scope() =
             | _ -> ()
 
             try
-                entry.Release.Dispose()
+                match entry.Release with
+                | :? IScopeFinalizer as finalizer -> finalizer.Release failed
+                | release -> release.Dispose()
             with failure ->
                 let list =
                     match failures with
@@ -133,7 +146,7 @@ type Scope() =
     /// failure leaves a <c>try</c>: what it acquired is released before the handler runs.
     /// </summary>
     member _.ReleaseTo(mark: int, cause: exn) =
-        match unwind mark with
+        match unwind mark true with
         | NonNull failures -> Scope.AddSuppressed(cause, failures)
         | Null -> ()
 
@@ -146,7 +159,7 @@ type Scope() =
     member _.Dispose() =
         closed <- true
 
-        match unwind 0 with
+        match unwind 0 false with
         | NonNull failures when failures.Count = 1 -> ExceptionDispatchInfo.Throw failures[0]
         | NonNull failures -> raise (AggregateException(failures))
         | Null -> ()

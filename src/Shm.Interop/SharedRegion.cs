@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.CompilerServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Shm.Interop;
 
@@ -20,14 +21,39 @@ namespace Shm.Interop;
 public partial class SharedRegion : IDisposable
 {
     private readonly SafeMappingHandle _mapping;
+    private readonly SafeFileHandle? _descriptor;
     private Protection _protection;
     private volatile bool _disposed;
 
-    private protected SharedRegion(SafeMappingHandle mapping, long length, Protection protection)
+    private protected SharedRegion(SafeMappingHandle mapping, long length, Protection protection, RegionKind kind = RegionKind.Anonymous, SafeFileHandle? descriptor = null, string? name = null)
     {
         _mapping = mapping;
         Length = length;
         _protection = protection;
+        Kind = kind;
+        _descriptor = descriptor;
+        Name = name;
+    }
+
+    /// <summary>What backs the region, and so who can share it and when it ends.</summary>
+    public RegionKind Kind { get; }
+
+    /// <summary>The segment's, memfd's or file's name; null for anonymous regions.</summary>
+    public string? Name { get; }
+
+    /// <summary>
+    /// The descriptor of the backing object (memfd, named segment, file), owned by the region and
+    /// closed with it; null for anonymous regions. Pass it to another process with
+    /// <see cref="Child.Spawn"/>.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    public SafeFileHandle? Descriptor
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _descriptor;
+        }
     }
 
     /// <summary>The number of usable bytes (the length asked for; the kernel maps whole pages).</summary>
@@ -106,14 +132,24 @@ public partial class SharedRegion : IDisposable
         ReleaseBacking();
     }
 
-    /// <summary>Releases what backs the mapping besides the mapping itself; see the named, memfd and file kinds.</summary>
-    partial void ReleaseBacking();
+    private void ReleaseBacking()
+    {
+        _descriptor?.Dispose();
+        ReleaseName();
+    }
+
+    /// <summary>Removes the name of a segment this region created.</summary>
+    partial void ReleaseName();
 
     /// <inheritdoc/>
     public override string ToString() =>
         IsDisposed ? $"{Describe()} (disposed)" : $"{Describe()}, {Length} bytes at 0x{_mapping.DangerousGetHandle():x}";
 
-    private protected virtual string Describe() => "anonymous region";
+    private protected virtual string Describe() => Kind switch
+    {
+        RegionKind.Anonymous => "anonymous region",
+        _ => $"{Kind.ToString().ToLowerInvariant()} region '{Name}'",
+    };
 
     private protected void ThrowIfDisposed()
     {

@@ -1,9 +1,17 @@
 module Shm.Fun.Tests.Main
 
 open Expecto
+open Shm.Interop
 
 [<EntryPoint>]
 let main argv =
-    // Sequenced: the region tests compare /proc/self/maps before and after, which a test mapping
-    // regions on another thread at the same moment would disturb.
-    Tests.runTestsInAssemblyWithCLIArgs [ Sequenced ] argv
+    match argv with
+    | [| "--spawned-worker"; value |] ->
+        // This program spawned by itself (Child.SpawnSelf): attach the region it was handed.
+        use region = SharedRegion.AttachInherited()
+        region.Write(0L, int value)
+        0
+    | _ ->
+        // Sequenced: the region tests compare /proc/self/maps before and after, which a test mapping
+        // regions on another thread at the same moment would disturb.
+        Tests.runTestsInAssemblyWithCLIArgs [ Sequenced ] argv

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Shm.Interop;
 
@@ -21,6 +22,9 @@ internal static partial class Libc
 
     [LibraryImport(Name, EntryPoint = "mmap", SetLastError = true)]
     internal static partial nint mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
+
+    [LibraryImport(Name, EntryPoint = "mmap", SetLastError = true)]
+    internal static partial nint mmap(nint addr, nuint length, int prot, int flags, SafeFileHandle fd, long offset);
 
     [LibraryImport(Name, EntryPoint = "munmap", SetLastError = true)]
     internal static partial int munmap(nint addr, nuint length);

@@ -1,0 +1,41 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Shm.Interop;
+
+// <sys/mman.h> memfd_create, <unistd.h> ftruncate, <sys/stat.h> fstat, <fcntl.h>: descriptors that back regions.
+internal static partial class Libc
+{
+    internal const uint MFD_CLOEXEC = 0x0001;
+
+    internal const int F_GETFD = 1;
+    internal const int F_SETFD = 2;
+    internal const int FD_CLOEXEC = 1;
+
+    [LibraryImport(Name, EntryPoint = "memfd_create", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    internal static partial SafeFileHandle memfd_create(string name, uint flags);
+
+    [LibraryImport(Name, EntryPoint = "ftruncate", SetLastError = true)]
+    internal static partial int ftruncate(SafeFileHandle fd, long length);
+
+    [LibraryImport(Name, EntryPoint = "dup", SetLastError = true)]
+    internal static partial SafeFileHandle dup(int fd);
+
+    [LibraryImport(Name, EntryPoint = "fcntl", SetLastError = true)]
+    internal static partial int fcntl(SafeFileHandle fd, int command, int argument);
+
+    /// <summary>The size of the object behind <paramref name="fd"/>, from fstat's st_size.</summary>
+    internal static unsafe long FileSize(SafeFileHandle fd)
+    {
+        // struct stat is 144 bytes on x86-64 (st_size at 48) and 128 on arm64 (st_size at 48).
+        byte* stat = stackalloc byte[256];
+        if (fstat(fd, stat) != 0)
+        {
+            throw ShmException.FromLastError("fstat");
+        }
+        return *(long*)(stat + 48);
+    }
+
+    [LibraryImport(Name, EntryPoint = "fstat", SetLastError = true)]
+    private static unsafe partial int fstat(SafeFileHandle fd, byte* stat);
+}

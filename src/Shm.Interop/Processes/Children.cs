@@ -1,0 +1,72 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Shm.Interop;
+
+/// <summary>
+/// A group of forked children that run the same body with their index: the post's "fork N
+/// children, each runs run_app(i, ptr), wait for all". If forking child k fails, children 0..k-1
+/// are terminated and reaped before the exception leaves. Disposing terminates and reaps every
+/// child not yet reaped, with one shared grace period.
+/// </summary>
+public sealed class Children : IDisposable, IReadOnlyList<Child>
+{
+    private readonly Child[] _children;
+
+    private Children(Child[] children) => _children = children;
+
+    /// <summary>Forks <paramref name="count"/> children; child i runs <c>body(i)</c> and exits with its value.</summary>
+    /// <param name="count">How many, at least 1.</param>
+    /// <param name="body">The children's work; see <see cref="Child"/> for what a forked child may do.</param>
+    /// <param name="options">Tuning; <see cref="ForkOptions.Default"/> if null.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is below 1.</exception>
+    /// <exception cref="NotSupportedException">The runtime is not configured for fork; the message names the fix.</exception>
+    /// <exception cref="ShmException"><c>fork</c> failed; the children already started were terminated and reaped.</exception>
+    /// <exception cref="TimeoutException">A child did not start after every attempt; the others were terminated and reaped.</exception>
+    public static Children Fork(int count, Func<int, int> body, ForkOptions? options = null) =>
+        new(Forker.Fork(count, body, options ?? ForkOptions.Default));
+
+    /// <summary>The children's process ids, by index.</summary>
+    public IReadOnlyList<int> Pids => _children.Select(child => child.Pid).ToArray();
+
+    /// <summary>How many children.</summary>
+    public int Count => _children.Length;
+
+    /// <summary>Child <paramref name="index"/>.</summary>
+    /// <param name="index">The index the child's body received.</param>
+    public Child this[int index] => _children[index];
+
+    /// <summary>Waits for every child and reaps it; exits by index.</summary>
+    /// <exception cref="ObjectDisposedException">The group was disposed.</exception>
+    public IReadOnlyList<ChildExit> WaitAll() => _children.Select(child => child.Wait()).ToArray();
+
+    /// <summary>Waits up to <paramref name="timeout"/> in all; by index, null for children still running.</summary>
+    /// <param name="timeout">The total time to wait.</param>
+    /// <exception cref="ObjectDisposedException">The group was disposed.</exception>
+    public IReadOnlyList<ChildExit?> WaitAll(TimeSpan timeout)
+    {
+        DateTime deadline = timeout == Timeout.InfiniteTimeSpan ? DateTime.MaxValue : DateTime.UtcNow + timeout;
+        return _children
+            .Select(child => child.Wait(deadline == DateTime.MaxValue ? Timeout.InfiniteTimeSpan : Max(deadline - DateTime.UtcNow)))
+            .ToArray();
+    }
+
+    /// <summary>Waits for every child without blocking the caller's thread.</summary>
+    /// <param name="cancellationToken">Stops waiting (the children keep running).</param>
+    public async Task<IReadOnlyList<ChildExit>> WaitAllAsync(CancellationToken cancellationToken = default) =>
+        await Task.WhenAll(_children.Select(child => child.WaitAsync(cancellationToken))).ConfigureAwait(false);
+
+    /// <summary>Terminates (SIGTERM, grace period, SIGKILL) and reaps every child not yet reaped. Twice does nothing.</summary>
+    public void Dispose() => Child.TerminateAll(_children);
+
+    /// <inheritdoc/>
+    public IEnumerator<Child> GetEnumerator() => ((IEnumerable<Child>)_children).GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private static TimeSpan Max(TimeSpan remaining) => remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining;
+}

@@ -1,0 +1,72 @@
+using System;
+using Shm.TestSupport;
+using Xunit;
+
+namespace Shm.Interop.Tests;
+
+public class SpawnTests
+{
+    [Fact]
+    public void A_spawned_dotnet_child_attaches_an_inherited_memfd_and_runs_arbitrary_code()
+    {
+        using var region = SharedRegion.CreateMemfd("spawned", 64 * sizeof(int));
+        using var other = SharedRegion.CreateMemfd("not-passed", 4096);
+
+        using Child worker = Worker.Spawn(["attach", "1000"], region);
+        ChildExit exit = worker.Wait();
+
+        Assert.True(exit.Succeeded, exit.ToString());
+        Assert.Equal(1, region.Read<int>(0)); // it held exactly one memfd: ours, not the other
+        for (int i = 1; i < 64; i++)
+        {
+            Assert.Equal(1000 + i - 1, region.AsSpan<int>()[i]);
+        }
+        Assert.False(Native.Exists(worker.Pid));
+    }
+
+    [Fact]
+    public void The_parents_descriptor_stays_close_on_exec()
+    {
+        using var region = SharedRegion.CreateMemfd("cloexec", 4096);
+        using Child shell = Child.Spawn("/bin/sh", ["-c", "exit 0"], region);
+        Assert.True(shell.Wait().Succeeded);
+
+        string flags = System.IO.File.ReadAllText($"/proc/self/fdinfo/{region.Descriptor!.DangerousGetHandle()}");
+        int value = Convert.ToInt32(flags.Split('\n')[1].Split('\t')[1], 8);
+        Assert.NotEqual(0, value & 0x80000); // O_CLOEXEC
+    }
+
+    [Fact]
+    public void Any_command_can_be_spawned_and_sees_the_descriptor_list()
+    {
+        using var region = SharedRegion.CreateMemfd("for-sh", 4096);
+        int fd = (int)region.Descriptor!.DangerousGetHandle();
+
+        using Child shell = Child.Spawn("/bin/sh", ["-c", $"test \"$SHM_INHERITED_FDS\" = {fd} && test -e /proc/self/fd/{fd}"], region);
+
+        Assert.True(shell.Wait().Succeeded);
+    }
+
+    [Fact]
+    public void A_missing_program_raises_ENOENT()
+    {
+        var error = Assert.Throws<ShmException>(() => Child.Spawn("no-such-program-shm", []));
+
+        Assert.Equal("posix_spawnp", error.Syscall);
+        Assert.Equal(Errno.ENOENT, error.Errno);
+    }
+
+    [Fact]
+    public void An_anonymous_region_cannot_be_passed()
+    {
+        using var region = SharedRegion.Anonymous(4096);
+
+        Assert.Equal("inherit", Assert.Throws<ArgumentException>(() => Child.Spawn("/bin/true", [], region)).ParamName);
+    }
+
+    [Fact]
+    public void AttachInherited_without_a_spawning_parent_says_so()
+    {
+        Assert.Throws<InvalidOperationException>(() => SharedRegion.AttachInherited());
+    }
+}

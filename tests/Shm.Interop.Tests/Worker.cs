@@ -1,0 +1,29 @@
+using System;
+using System.IO;
+
+namespace Shm.Interop.Tests;
+
+/// <summary>Spawns tests/Shm.Worker, a fresh .NET process, for scenarios that need their own process.</summary>
+internal static class Worker
+{
+    private static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "Shm.Worker.dll");
+
+    public static Child Spawn(string[] arguments, params SharedRegion[] inherit) =>
+        Child.Spawn("dotnet", [Dll, .. arguments], inherit);
+
+    /// <summary>Runs the worker with one environment variable set for it, and returns how it ended.</summary>
+    public static ChildExit RunWith(string variable, string value, params string[] arguments)
+    {
+        string? saved = Environment.GetEnvironmentVariable(variable);
+        Environment.SetEnvironmentVariable(variable, value);
+        try
+        {
+            using Child worker = Spawn(arguments);
+            return worker.Wait(TimeSpan.FromSeconds(60)) ?? throw new TimeoutException("the worker hung");
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, saved);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Runtime.InteropServices;
+
+namespace Shm.TestSupport;
+
+/// <summary>libc calls the tests make on their own, to observe processes independently of the library.</summary>
+public static partial class Native
+{
+    private const long SysPidfdOpen = 434;
+
+    /// <summary>SIGTERM.</summary>
+    public const int SIGTERM = 15;
+
+    /// <summary>SIGKILL.</summary>
+    public const int SIGKILL = 9;
+
+    /// <summary>Ignore a signal.</summary>
+    public const nint SIG_IGN = 1;
+
+    /// <summary>dup2(2).</summary>
+    [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
+    public static partial int Dup2(int fd, int newFd);
+
+    /// <summary>signal(2).</summary>
+    [LibraryImport("libc", EntryPoint = "signal", SetLastError = true)]
+    public static partial nint Signal(int signal, nint handler);
+
+    /// <summary>getpid(2).</summary>
+    [LibraryImport("libc", EntryPoint = "getpid")]
+    public static partial int GetPid();
+
+    /// <summary>kill(2).</summary>
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int signal);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial long Syscall(long number, nint arg1, nint arg2);
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static unsafe partial int Poll(long* fds, nuint count, int timeout);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for process <paramref name="pid"/> (anyone's, not only
+    /// a child) to end, through a pidfd: true if it is gone.
+    /// </summary>
+    public static unsafe bool WaitGone(int pid, TimeSpan timeout)
+    {
+        int fd = (int)Syscall(SysPidfdOpen, pid, 0);
+        if (fd < 0)
+        {
+            return Marshal.GetLastPInvokeError() == 3; // ESRCH: already gone
+        }
+        try
+        {
+            long pollfd = (uint)fd | (1L << 32); // struct pollfd { int fd; short events = POLLIN; short revents; }
+            return Poll(&pollfd, 1, (int)timeout.TotalMilliseconds) == 1;
+        }
+        finally
+        {
+            Close(fd);
+        }
+    }
+
+    /// <summary>True if /proc lists <paramref name="pid"/> as a process that is not a zombie.</summary>
+    public static bool IsAlive(int pid)
+    {
+        string status = $"/proc/{pid}/status";
+        try
+        {
+            string? state = File.ReadLines(status).FirstOrDefault(line => line.StartsWith("State:", StringComparison.Ordinal));
+            return state is not null && !state.Contains("zombie", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>True if /proc has any entry for <paramref name="pid"/>, zombie included.</summary>
+    public static bool Exists(int pid) => Directory.Exists($"/proc/{pid}");
+
+    /// <summary>The unreaped children of this process (zombies included), from /proc/self/task/*/children.</summary>
+    public static int[] Children() =>
+        Directory.GetDirectories("/proc/self/task")
+            .SelectMany(task => File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(int.Parse)
+            .ToArray();
+}
