@@ -134,8 +134,8 @@ public partial class SharedRegion : IDisposable
 
     private void ReleaseBacking()
     {
-        _descriptor?.Dispose();
         ReleaseName();
+        _descriptor?.Dispose();
     }
 
     /// <summary>Removes the name of a segment this region created.</summary>

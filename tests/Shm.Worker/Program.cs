@@ -22,6 +22,7 @@ public static partial class Program
         "fork-refused" => ForkRefused(),
         "nproc" => ForkFailsUnderNproc(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "orphan" => Orphan(),
+        "open-denied" => OpenDenied(args[1]),
         _ => Unexpected,
     };
 
@@ -128,6 +129,24 @@ public static partial class Program
         long* usage = stackalloc long[18];
         getrusage(-1 /* RUSAGE_CHILDREN */, usage);
         return usage[8]; // ru_minflt, after two timevals (4 longs) and 4 longs
+    }
+
+    /// <summary>As uid nobody, opening root's 0600 segment must fail with EACCES.</summary>
+    private static int OpenDenied(string name)
+    {
+        if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
+        {
+            return Unexpected;
+        }
+        try
+        {
+            SharedRegion.OpenNamed(name).Dispose();
+            return Unexpected;
+        }
+        catch (ShmException denied) when (denied.Syscall == "shm_open" && denied.Errno == Errno.EACCES)
+        {
+            return 0;
+        }
     }
 
     private static long TasksOfUser(int uid)

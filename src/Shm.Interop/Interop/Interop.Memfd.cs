@@ -24,11 +24,13 @@ internal static partial class Libc
     [LibraryImport(Name, EntryPoint = "fcntl", SetLastError = true)]
     internal static partial int fcntl(SafeFileHandle fd, int command, int argument);
 
+    // struct stat is 144 bytes on x86-64 and 128 on arm64; both put st_dev at 0, st_ino at 8 and st_size at 48.
+    private const int StatSize = 256;
+
     /// <summary>The size of the object behind <paramref name="fd"/>, from fstat's st_size.</summary>
     internal static unsafe long FileSize(SafeFileHandle fd)
     {
-        // struct stat is 144 bytes on x86-64 (st_size at 48) and 128 on arm64 (st_size at 48).
-        byte* stat = stackalloc byte[256];
+        byte* stat = stackalloc byte[StatSize];
         if (fstat(fd, stat) != 0)
         {
             throw ShmException.FromLastError("fstat");

@@ -1,0 +1,131 @@
+using System;
+using System.IO;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace Shm.Interop;
+
+// Named POSIX segments in /dev/shm: raw objects (data at offset 0, size from fstat, no header),
+// so C, Python's multiprocessing.shared_memory and Boost.Interprocess can attach to ours and we to theirs.
+public partial class SharedRegion
+{
+    private const UnixFileMode OwnerReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Set on the creator of a named segment: its Dispose removes the name, if it still names this segment.</summary>
+    private (string Name, (ulong Device, ulong Inode) Id)? _ownedName;
+
+    /// <summary>
+    /// Creates the named segment <paramref name="name"/> (<c>shm_open</c> with <c>O_CREAT | O_EXCL</c>),
+    /// reserves its pages, sizes it and maps it read/write. The region owns the name: its
+    /// <see cref="Dispose"/> unlinks it (unless someone else already did), so the segment ends when
+    /// the last process unmaps it. Reserving the pages now means a segment larger than
+    /// <c>/dev/shm</c> can hold fails here with ENOSPC, not later with SIGBUS on first touch.
+    /// On any failure the half-made segment is unlinked and closed.
+    /// </summary>
+    /// <param name="name">An optional leading <c>/</c>, then 1 to 255 bytes with no <c>/</c> and no NUL.</param>
+    /// <param name="length">Bytes, at least 1.</param>
+    /// <param name="mode">Who may open it (exactly these bits: the umask does not apply). Default 0600.</param>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative.</exception>
+    /// <exception cref="ShmException">EEXIST if the name is taken, ENOSPC if <c>/dev/shm</c> lacks room, EACCES, ...</exception>
+    public static SharedRegion CreateNamed(string name, long length, UnixFileMode mode = OwnerReadWrite)
+    {
+        string posixName = ValidateName(name);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+
+        SafeFileHandle fd = Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode);
+        if (fd.IsInvalid)
+        {
+            fd.Dispose();
+            throw ShmException.FromLastError("shm_open", name);
+        }
+        try
+        {
+            if (Libc.fchmod(fd, (uint)mode) != 0)
+            {
+                throw ShmException.FromLastError("fchmod", name);
+            }
+            int error = Libc.posix_fallocate(fd, 0, length);
+            if (error != 0)
+            {
+                throw new ShmException("posix_fallocate", error, $"{name}, {length} bytes");
+            }
+            if (Libc.ftruncate(fd, length) != 0)
+            {
+                throw ShmException.FromLastError("ftruncate", name);
+            }
+            var id = Libc.FileId(fd);
+            var region = new SharedRegion(MapDescriptor(fd, length, Protection.ReadWrite, name), length, Protection.ReadWrite, RegionKind.Named, fd, name);
+            region._ownedName = (posixName, id);
+            return region;
+        }
+        catch
+        {
+            Libc.shm_unlink(posixName);
+            fd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens and maps the existing named segment <paramref name="name"/>, whoever created it, sized by
+    /// <c>fstat</c>. Never unlinks it. Opened read-only, the mapping is <c>PROT_READ</c> and the
+    /// writing accessors refuse with <see cref="NotSupportedException"/>.
+    /// </summary>
+    /// <param name="name">The segment's name (an optional leading <c>/</c>).</param>
+    /// <param name="writable">Open and map read/write, or read-only.</param>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or the segment is empty.</exception>
+    /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if its mode forbids it.</exception>
+    public static SharedRegion OpenNamed(string name, bool writable = true)
+    {
+        string posixName = ValidateName(name);
+        SafeFileHandle fd = Libc.shm_open(posixName, writable ? Libc.O_RDWR : Libc.O_RDONLY, 0);
+        if (fd.IsInvalid)
+        {
+            fd.Dispose();
+            throw ShmException.FromLastError("shm_open", name);
+        }
+        return Attach(fd, writable, RegionKind.Named, name);
+    }
+
+    /// <summary>
+    /// Removes the name <paramref name="name"/> from <c>/dev/shm</c> (<c>shm_unlink</c>). Processes
+    /// that mapped the segment keep it until they unmap; nobody can open it by name any more.
+    /// </summary>
+    /// <param name="name">The segment's name.</param>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
+    /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if not allowed.</exception>
+    public static void Unlink(string name)
+    {
+        if (Libc.shm_unlink(ValidateName(name)) != 0)
+        {
+            throw ShmException.FromLastError("shm_unlink", name);
+        }
+    }
+
+    partial void ReleaseName()
+    {
+        // Only if the name still refers to the segment this region created: after a foreign unlink
+        // the same name may belong to somebody else's new segment. Dispose never throws.
+        if (_ownedName is { } owned && Libc.PathId(Libc.ShmDirectory + owned.Name[1..]) == owned.Id)
+        {
+            Libc.shm_unlink(owned.Name);
+        }
+        _ownedName = null;
+    }
+
+    /// <summary>Checks a POSIX shared memory name and returns it with its leading slash.</summary>
+    private static string ValidateName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        string bare = name.StartsWith('/') ? name[1..] : name;
+        int bytes = Encoding.UTF8.GetByteCount(bare);
+        if (bytes is 0 or > 255 || bare.Contains('/', StringComparison.Ordinal) || bare.Contains('\0', StringComparison.Ordinal) || bare is "." or "..")
+        {
+            throw new ArgumentException(
+                $"A shared memory name is an optional leading '/' then 1 to 255 bytes with no '/' and no NUL (not \".\" or \"..\"); got \"{name.Replace("\0", "\\0", StringComparison.Ordinal)}\".",
+                nameof(name));
+        }
+        return "/" + bare;
+    }
+}

@@ -1,0 +1,128 @@
+using System;
+using System.IO;
+using System.Text;
+using Shm.TestSupport;
+using Xunit;
+
+namespace Shm.Interop.Tests;
+
+public sealed class MemfdAndFileTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("shm-file-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    [Fact]
+    public void A_memfd_region_shows_as_memfd_in_the_maps_and_goes_with_Dispose()
+    {
+        var region = SharedRegion.CreateMemfd("visible", 3 * 4096);
+        nint address = region.Address;
+
+        Assert.Equal("/memfd:visible (deleted)", ProcMaps.At(address)!.Path);
+        Assert.Equal("rw-s", ProcMaps.At(address)!.Permissions);
+        Assert.Equal(RegionKind.Memfd, region.Kind);
+        int fd = (int)region.Descriptor!.DangerousGetHandle();
+        Assert.StartsWith("/memfd:visible", new FileInfo($"/proc/self/fd/{fd}").LinkTarget, StringComparison.Ordinal);
+
+        region.Dispose();
+
+        Assert.NotEqual("/memfd:visible (deleted)", ProcMaps.At(address)?.Path);
+        Assert.False(File.Exists($"/proc/self/fd/{fd}") && new FileInfo($"/proc/self/fd/{fd}").LinkTarget!.StartsWith("/memfd:visible", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void FromDescriptor_maps_the_same_object_through_its_own_descriptor()
+    {
+        using var region = SharedRegion.CreateMemfd("twice", 4096);
+        int fd = (int)region.Descriptor!.DangerousGetHandle();
+
+        using (var again = SharedRegion.FromDescriptor(fd))
+        {
+            again.Write(0, 99);
+            Assert.Equal(4096, again.Length);
+            Assert.NotEqual(region.Address, again.Address);
+        }
+
+        Assert.Equal(99, region.Read<int>(0));
+        Assert.False(region.Descriptor.IsClosed); // the caller's descriptor stays open
+        Assert.Equal(Errno.EBADF, Assert.Throws<ShmException>(() => SharedRegion.FromDescriptor(987654)).Errno);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("nul\0")]
+    public void Bad_memfd_names_are_refused(string name)
+    {
+        Assert.Equal("name", Assert.Throws<ArgumentException>(() => SharedRegion.CreateMemfd(name, 10)).ParamName);
+    }
+
+    [Fact]
+    public void A_file_region_creates_the_file_and_Flush_makes_bytes_durable()
+    {
+        string path = Path.Combine(_directory, "data.bin");
+
+        using (var region = SharedRegion.MapFile(path, 5096))
+        {
+            Assert.Equal(RegionKind.File, region.Kind);
+            Assert.Equal(path, ProcMaps.At(region.Address)!.Path);
+            Encoding.ASCII.GetBytes("persistent").CopyTo(region.AsSpan(100, 10));
+            region.Flush();
+        }
+
+        byte[] bytes = File.ReadAllBytes(path);
+        Assert.Equal(5096, bytes.Length);
+        Assert.Equal("persistent", Encoding.ASCII.GetString(bytes, 100, 10));
+    }
+
+    [Fact]
+    public void A_file_region_extends_a_shorter_file_and_keeps_its_bytes()
+    {
+        string path = Path.Combine(_directory, "short.bin");
+        File.WriteAllBytes(path, [1, 2, 3]);
+
+        using (var region = SharedRegion.MapFile(path, 8192))
+        {
+            Assert.Equal([1, 2, 3], region.AsReadOnlySpan(0, 3).ToArray());
+            region.AsSpan()[8191] = 9;
+        }
+
+        Assert.Equal(8192, new FileInfo(path).Length);
+        Assert.Equal(9, File.ReadAllBytes(path)[8191]);
+    }
+
+    [Fact]
+    public void A_read_only_file_region_refuses_writes_and_needs_the_file()
+    {
+        string path = Path.Combine(_directory, "ro.bin");
+        File.WriteAllBytes(path, new byte[4096]);
+
+        using (var region = SharedRegion.MapFile(path, 4096, writable: false))
+        {
+            Assert.Equal("r--s", ProcMaps.At(region.Address)!.Permissions);
+            Assert.Throws<NotSupportedException>(() => region.AsSpan());
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => SharedRegion.MapFile(path, 8192, writable: false));
+        var missing = Assert.Throws<ShmException>(() => SharedRegion.MapFile(Path.Combine(_directory, "none"), 10, writable: false));
+        Assert.Equal(("open", Errno.ENOENT), (missing.Syscall, missing.Errno));
+        Assert.False(File.Exists(Path.Combine(_directory, "none")));
+    }
+
+    [Fact]
+    public void A_second_process_sees_a_file_regions_bytes_through_the_file()
+    {
+        string path = Path.Combine(_directory, "shared.bin");
+        using var region = SharedRegion.MapFile(path, 4096);
+        SharedRegion.MapFile(path, 4096).Dispose(); // the child's path, run once here
+
+        using Child child = Child.Fork(() =>
+        {
+            using var mine = SharedRegion.MapFile(path, 4096);
+            mine.Write(8, 1234L);
+            return 0;
+        });
+
+        Assert.True(child.Wait().Succeeded);
+        Assert.Equal(1234L, region.Read<long>(8));
+    }
+}

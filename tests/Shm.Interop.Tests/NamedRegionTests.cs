@@ -1,0 +1,249 @@
+using System;
+using System.IO;
+using System.Text;
+using Shm.TestSupport;
+using Xunit;
+
+namespace Shm.Interop.Tests;
+
+public sealed class NamedRegionTests : IDisposable
+{
+    private readonly DevShm _shm = new();
+
+    public void Dispose() => _shm.Dispose();
+
+    [Fact]
+    public void CreateNamed_makes_a_dev_shm_segment_of_the_length_with_mode_0600_and_maps_it()
+    {
+        string name = _shm.UniqueName();
+
+        using var region = SharedRegion.CreateNamed(name, 5096);
+
+        Assert.True(DevShm.Exists(name));
+        Assert.Equal(5096, DevShm.Size(name));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, DevShm.Mode(name));
+        Assert.Equal($"/dev/shm/{name}", ProcMaps.At(region.Address)!.Path);
+        Assert.Equal("rw-s", ProcMaps.At(region.Address)!.Permissions);
+        Assert.Equal(name, region.Name);
+        Assert.Equal(RegionKind.Named, region.Kind);
+    }
+
+    [Theory]
+    [InlineData(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite)]
+    [InlineData(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)]
+    public void The_mode_is_exactly_what_was_asked_whatever_the_umask(UnixFileMode mode)
+    {
+        string name = _shm.UniqueName();
+
+        using var region = SharedRegion.CreateNamed(name, 100, mode);
+
+        Assert.Equal(mode, DevShm.Mode(name));
+    }
+
+    [Fact]
+    public void The_creators_Dispose_unlinks_an_openers_does_not()
+    {
+        string name = "/" + _shm.UniqueName(); // the leading slash is optional
+        var creator = SharedRegion.CreateNamed(name, 4096);
+        creator.AsSpan()[10] = 42;
+
+        using (var opener = SharedRegion.OpenNamed(name))
+        {
+            Assert.Equal(42, opener.AsReadOnlySpan()[10]);
+            Assert.Equal(4096, opener.Length);
+        }
+        Assert.True(DevShm.Exists(name));
+
+        creator.Dispose();
+        Assert.False(DevShm.Exists(name));
+    }
+
+    [Fact]
+    public void Unlink_removes_the_name_while_mappings_stay_valid()
+    {
+        string name = _shm.UniqueName();
+        var creator = SharedRegion.CreateNamed(name, 4096);
+        using var opener = SharedRegion.OpenNamed(name);
+
+        SharedRegion.Unlink(name);
+
+        Assert.False(DevShm.Exists(name));
+        opener.AsSpan()[0] = 7;
+        Assert.Equal(7, creator.AsReadOnlySpan()[0]);
+        creator.Dispose(); // someone else unlinked it: tolerated, no exception
+        Assert.Equal(Errno.ENOENT, Assert.Throws<ShmException>(() => SharedRegion.Unlink(name)).Errno);
+    }
+
+    [Fact]
+    public void After_a_foreign_unlink_Dispose_leaves_a_new_segment_of_the_same_name_alone()
+    {
+        string name = _shm.UniqueName();
+        var first = SharedRegion.CreateNamed(name, 4096);
+        File.Delete(DevShm.PathOf(name));
+        using var second = SharedRegion.CreateNamed(name, 8192);
+
+        first.Dispose();
+
+        Assert.True(DevShm.Exists(name));
+        Assert.Equal(8192, DevShm.Size(name));
+    }
+
+    [Fact]
+    public void Creating_an_existing_name_raises_EEXIST_and_leaves_it_intact()
+    {
+        string name = _shm.UniqueName();
+        using var first = SharedRegion.CreateNamed(name, 4096);
+        first.AsSpan()[0] = 1;
+
+        var error = Assert.Throws<ShmException>(() => SharedRegion.CreateNamed(name, 100));
+
+        Assert.Equal(("shm_open", Errno.EEXIST), (error.Syscall, error.Errno));
+        Assert.Equal(4096, DevShm.Size(name));
+        Assert.Equal(1, first.AsReadOnlySpan()[0]);
+    }
+
+    [Fact]
+    public void Opening_a_missing_segment_raises_ENOENT()
+    {
+        var error = Assert.Throws<ShmException>(() => SharedRegion.OpenNamed(_shm.UniqueName()));
+
+        Assert.Equal(("shm_open", Errno.ENOENT), (error.Syscall, error.Errno));
+        Assert.Contains("ENOENT", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Another_user_is_refused_by_the_mode_with_EACCES()
+    {
+        string name = _shm.UniqueName();
+        using var region = SharedRegion.CreateNamed(name, 4096);
+
+        using Child worker = Worker.Spawn(["open-denied", name]);
+
+        Assert.Equal(0, worker.Wait().ExitCode);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("/")]
+    [InlineData("a/b")]
+    [InlineData("//a")]
+    [InlineData(".")]
+    [InlineData("/..")]
+    [InlineData("nul\0inside")]
+    public void Invalid_names_are_refused_before_any_syscall(string name)
+    {
+        string[] before = Directory.GetFiles("/dev/shm");
+
+        Assert.Equal("name", Assert.Throws<ArgumentException>(() => SharedRegion.CreateNamed(name, 100)).ParamName);
+        Assert.Equal("name", Assert.Throws<ArgumentException>(() => SharedRegion.OpenNamed(name)).ParamName);
+        Assert.Equal("name", Assert.Throws<ArgumentException>(() => SharedRegion.Unlink(name)).ParamName);
+        Assert.Equal(before, Directory.GetFiles("/dev/shm"));
+    }
+
+    [Fact]
+    public void Names_of_255_bytes_are_allowed_and_256_refused()
+    {
+        string prefix = _shm.UniqueName();
+        string longest = prefix + new string('x', 255 - prefix.Length);
+
+        using (SharedRegion.CreateNamed(longest, 10))
+        {
+            Assert.True(DevShm.Exists(longest));
+        }
+        Assert.Throws<ArgumentException>(() => SharedRegion.CreateNamed(longest + "x", 10));
+        Assert.Throws<ArgumentException>(() => SharedRegion.CreateNamed(prefix + new string('é', 200), 10)); // 400+ bytes in UTF-8
+    }
+
+    [Fact]
+    public void A_bad_length_is_refused_before_the_segment_exists()
+    {
+        string name = _shm.UniqueName();
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => SharedRegion.CreateNamed(name, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SharedRegion.CreateNamed(name, -5));
+
+        Assert.False(DevShm.Exists(name));
+    }
+
+    [Fact]
+    public void A_segment_larger_than_dev_shm_fails_at_creation_with_ENOSPC_and_leaves_nothing()
+    {
+        string name = _shm.UniqueName();
+        long tooLarge = DevShm.Capacity() + (1L << 30);
+
+        var error = Assert.Throws<ShmException>(() => SharedRegion.CreateNamed(name, tooLarge));
+
+        Assert.Equal(("posix_fallocate", Errno.ENOSPC), (error.Syscall, error.Errno));
+        Assert.False(DevShm.Exists(name));
+    }
+
+    [Fact]
+    public void A_read_only_open_maps_PROT_READ_and_the_API_refuses_writes()
+    {
+        string name = _shm.UniqueName();
+        using var creator = SharedRegion.CreateNamed(name, 4096);
+        creator.AsSpan()[0] = 5;
+
+        using var reader = SharedRegion.OpenNamed(name, writable: false);
+
+        Assert.Equal("r--s", ProcMaps.At(reader.Address)!.Permissions);
+        Assert.False(reader.CanWrite);
+        Assert.Equal(5, reader.AsReadOnlySpan()[0]);
+        Assert.Throws<NotSupportedException>(() => reader.AsSpan());
+        Assert.Throws<NotSupportedException>(() => reader.As<int>());
+        Assert.Throws<NotSupportedException>(() => reader.Write(0, 1));
+        var error = Assert.Throws<ShmException>(() => reader.Protect(Protection.ReadWrite));
+        Assert.Equal(("mprotect", Errno.EACCES), (error.Syscall, error.Errno));
+    }
+
+    [Fact]
+    public void A_forked_child_opens_the_segment_by_name_and_the_parent_sees_its_bytes()
+    {
+        string name = _shm.UniqueName();
+        using var region = SharedRegion.CreateNamed(name, 4096);
+        SharedRegion.OpenNamed(name).Dispose(); // the child's path, run once here
+
+        using Child child = Child.Fork(() =>
+        {
+            using var mine = SharedRegion.OpenNamed(name);
+            mine.Write(100, 0xABCDEFL);
+            return 0;
+        });
+
+        Assert.True(child.Wait().Succeeded);
+        Assert.Equal(0xABCDEFL, region.Read<long>(100));
+    }
+
+    [Fact]
+    public void A_named_segment_can_be_handed_to_a_spawned_process_by_descriptor()
+    {
+        using var region = SharedRegion.CreateNamed(_shm.UniqueName(), 16 * sizeof(int));
+
+        using Child worker = Worker.Spawn(["attach", "5"], region);
+
+        Assert.True(worker.Wait().Succeeded);
+        Assert.Equal(5, region.AsSpan<int>()[1]);
+    }
+
+    [Fact]
+    public void Dispose_never_throws_and_access_afterwards_is_refused()
+    {
+        var region = SharedRegion.CreateNamed(_shm.UniqueName(), 100);
+
+        region.Dispose();
+        region.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(() => region.Descriptor);
+        Assert.Throws<ObjectDisposedException>(() => region.AsSpan());
+    }
+
+    [Fact]
+    public void Bytes_written_are_text_other_programs_read_at_offset_zero()
+    {
+        string name = _shm.UniqueName();
+        using var region = SharedRegion.CreateNamed(name, 16);
+        Encoding.ASCII.GetBytes("raw at offset 0").CopyTo(region.AsSpan());
+
+        Assert.Equal("raw at offset 0", Encoding.ASCII.GetString(File.ReadAllBytes(DevShm.PathOf(name)), 0, 15));
+    }
+}
