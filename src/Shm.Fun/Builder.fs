@@ -9,54 +9,62 @@ open System
 /// </summary>
 type ShmBuilder() =
     /// Completes with unit.
-    member inline _.Zero() : Shm<unit> = Shm(fun _ -> ())
+    member inline _.Zero() : Shm<unit> = fun _ -> ()
 
     /// Completes with a value.
-    member inline _.Return(value: 'T) : Shm<'T> = Shm(fun _ -> value)
+    member inline _.Return(value: 'T) : Shm<'T> = fun _ -> value
 
     /// Completes with another computation's result.
     member inline _.ReturnFrom(m: Shm<'T>) : Shm<'T> = m
 
     /// Defers building the computation until it runs, so a block is cold.
     member inline _.Delay([<InlineIfLambda>] f: unit -> Shm<'T>) : Shm<'T> =
-        Shm(fun scope -> Shm.runIn scope (f ()))
+        (fun scope -> Shm.runIn scope (f ()))
 
     /// Acquires, then continues with the value.
-    member inline _.Bind(m: Shm<'T>, [<InlineIfLambda>] f: 'T -> Shm<'U>) : Shm<'U> =
-        Shm(fun scope -> Shm.runIn scope (f (Shm.runIn scope m)))
+    member inline _.Bind([<InlineIfLambda>] m: Shm<'T>, [<InlineIfLambda>] f: 'T -> Shm<'U>) : Shm<'U> =
+        (fun scope -> Shm.runIn scope (f (Shm.runIn scope m)))
 
     /// Acquires, then returns a function of the value.
-    member inline _.BindReturn(m: Shm<'T>, [<InlineIfLambda>] f: 'T -> 'U) : Shm<'U> =
-        Shm(fun scope -> f (Shm.runIn scope m))
+    member inline _.BindReturn([<InlineIfLambda>] m: Shm<'T>, [<InlineIfLambda>] f: 'T -> 'U) : Shm<'U> =
+        (fun scope -> f (Shm.runIn scope m))
 
     /// <c>and!</c>: acquires left to right.
-    member inline _.MergeSources(left: Shm<'T>, right: Shm<'U>) : Shm<'T * 'U> =
-        Shm(fun scope ->
+    member inline _.MergeSources
+        ([<InlineIfLambda>] left: Shm<'T>, [<InlineIfLambda>] right: Shm<'U>)
+        : Shm<'T * 'U> =
+        (fun scope ->
             let l = Shm.runIn scope left
             let r = Shm.runIn scope right
             l, r)
 
     /// Runs one computation after another.
-    member inline _.Combine(first: Shm<unit>, second: Shm<'T>) : Shm<'T> =
-        Shm(fun scope ->
+    member inline _.Combine
+        ([<InlineIfLambda>] first: Shm<unit>, [<InlineIfLambda>] second: Shm<'T>)
+        : Shm<'T> =
+        (fun scope ->
             Shm.runIn scope first
             Shm.runIn scope second)
 
     /// Loops; what each iteration acquires stays until the scope closes (wrap the body in <c>Shm.scoped</c> to release per iteration).
-    member inline _.While([<InlineIfLambda>] guard: unit -> bool, body: Shm<unit>) : Shm<unit> =
-        Shm(fun scope ->
+    member inline _.While
+        ([<InlineIfLambda>] guard: unit -> bool, [<InlineIfLambda>] body: Shm<unit>)
+        : Shm<unit> =
+        (fun scope ->
             while guard () do
                 Shm.runIn scope body)
 
     /// Iterates a sequence, acquiring in order.
     member inline _.For(items: 'T seq, [<InlineIfLambda>] body: 'T -> Shm<unit>) : Shm<unit> =
-        Shm(fun scope ->
+        (fun scope ->
             for item in items do
                 Shm.runIn scope (body item))
 
     /// What the failing body acquired is released (newest first) before the handler runs.
-    member inline _.TryWith(body: Shm<'T>, [<InlineIfLambda>] handler: exn -> Shm<'T>) : Shm<'T> =
-        Shm(fun scope ->
+    member inline _.TryWith
+        ([<InlineIfLambda>] body: Shm<'T>, [<InlineIfLambda>] handler: exn -> Shm<'T>)
+        : Shm<'T> =
+        (fun scope ->
             let mark = scope.Depth
 
             try
@@ -67,8 +75,10 @@ type ShmBuilder() =
 
     /// The compensation runs when the body ends. On failure, what the body acquired is released
     /// first, and a throwing compensation is attached to the original instead of replacing it.
-    member inline _.TryFinally(body: Shm<'T>, [<InlineIfLambda>] compensation: unit -> unit) : Shm<'T> =
-        Shm(fun scope ->
+    member inline _.TryFinally
+        ([<InlineIfLambda>] body: Shm<'T>, [<InlineIfLambda>] compensation: unit -> unit)
+        : Shm<'T> =
+        (fun scope ->
             let mark = scope.Depth
 
             let result =
@@ -90,7 +100,7 @@ type ShmBuilder() =
     /// <c>use</c> and <c>use!</c>: the resource lives until the scope closes; one already
     /// registered (by <c>let!</c>'s acquirer) is not registered again.
     member inline _.Using(resource: 'R :> IDisposable, [<InlineIfLambda>] body: 'R -> Shm<'T>) : Shm<'T> =
-        Shm(fun scope ->
+        (fun scope ->
             scope.Own resource
             Shm.runIn scope (body resource))
 

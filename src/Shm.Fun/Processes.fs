@@ -26,21 +26,21 @@ module Processes =
     /// See <see cref="T:Shm.Interop.Child"/> for what a forked child may do.
     /// </summary>
     let children (count: int) (body: int -> int) : Shm<Children> =
-        Shm(fun scope ->
+        (fun scope ->
             let group = Children.Fork(count, Func<int, int> body)
             scope.Add(group, new Nursery((fun () -> group.WaitAll() |> ignore), group.Dispose))
             group)
 
     /// <summary>Forks one child that runs <paramref name="body"/> and exits with its value.</summary>
     let child (body: unit -> int) : Shm<Child> =
-        Shm(fun scope ->
+        (fun scope ->
             let one = Child.Fork(Func<int> body)
             scope.Add(one, new Nursery((fun () -> one.Wait() |> ignore), one.Dispose))
             one)
 
     /// <summary>Spawns <paramref name="fileName"/> with <paramref name="arguments"/>, handing it <paramref name="regions"/> (see <c>Child.Spawn</c>); waited for or killed like a forked child.</summary>
     let spawn (fileName: string) (arguments: string seq) (regions: SharedRegion list) : Shm<Child> =
-        Shm(fun scope ->
+        (fun scope ->
             let one = Child.Spawn(fileName, arguments, Array.ofList regions)
             scope.Add(one, new Nursery((fun () -> one.Wait() |> ignore), one.Dispose))
             one)

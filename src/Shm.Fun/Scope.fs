@@ -53,9 +53,13 @@ type Scope() =
             let entry = entries[depth]
             entries[depth] <- Unchecked.defaultof<_>
 
-            match owners, entry.Owner with
-            | NonNull set, NonNull owner -> set.Remove owner |> ignore
-            | _ -> ()
+            // Plain null patterns: a tuple match through NonNull would allocate on every release.
+            match owners with
+            | null -> ()
+            | set ->
+                match entry.Owner with
+                | null -> ()
+                | owner -> set.Remove owner |> ignore
 
             try
                 match entry.Release with
@@ -105,9 +109,12 @@ type Scope() =
         entries[depth] <- { Owner = owner; Release = release }
         depth <- depth + 1
 
-        match owners, owner with
-        | NonNull set, NonNull owner -> set.Add owner |> ignore
-        | _ -> ()
+        match owners with
+        | null -> ()
+        | set ->
+            match owner with
+            | null -> ()
+            | owner -> set.Add owner |> ignore
 
     /// <summary>Registers <paramref name="resource"/>'s Dispose unless it is null or already registered.</summary>
     member this.Own(resource: IDisposable | null) =
@@ -117,28 +124,30 @@ type Scope() =
 
     /// <summary>True if a finalizer for <paramref name="owner"/> is registered and has not run.</summary>
     member _.Contains(owner: objnull) =
-        match owner, owners with
-        | Null, _ -> false
-        | NonNull owner, NonNull set -> set.Contains owner
-        | NonNull owner, Null when depth <= ownerSetThreshold ->
-            let mutable found = false
-            let mutable i = depth - 1
+        match owner with
+        | null -> false
+        | owner ->
+            match owners with
+            | null when depth <= ownerSetThreshold ->
+                let mutable found = false
+                let mutable i = depth - 1
 
-            while not found && i >= 0 do
-                found <- obj.ReferenceEquals(entries[i].Owner, owner)
-                i <- i - 1
+                while not found && i >= 0 do
+                    found <- obj.ReferenceEquals(entries[i].Owner, owner)
+                    i <- i - 1
 
-            found
-        | NonNull owner, Null ->
-            let set = HashSet<obj>(ReferenceEqualityComparer.Instance)
+                found
+            | null ->
+                let set = HashSet<obj>(ReferenceEqualityComparer.Instance)
 
-            for i in 0 .. depth - 1 do
-                match entries[i].Owner with
-                | NonNull registered -> set.Add registered |> ignore
-                | Null -> ()
+                for i in 0 .. depth - 1 do
+                    match entries[i].Owner with
+                    | null -> ()
+                    | registered -> set.Add registered |> ignore
 
-            owners <- set
-            set.Contains owner
+                owners <- set
+                set.Contains owner
+            | set -> set.Contains owner
 
     /// <summary>
     /// Runs, newest first, the finalizers registered after <paramref name="mark"/> (a past

@@ -137,7 +137,7 @@ let real (ops: Op list) : Event list * bool =
     and compileOp op : Shm<unit> =
         match op with
         | Acquire -> acquire () |> Shm.map ignore
-        | Fail -> Shm(fun _ -> raise ProgramFailed)
+        | Fail -> fun _ -> raise ProgramFailed
         | Loop(n, body) ->
             shm {
                 for _ in 1..n do

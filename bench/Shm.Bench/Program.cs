@@ -1,0 +1,211 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Runtime.InteropServices;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Diagnosers;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Loggers;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using Perfolizer.Horology;
+
+namespace Shm.Bench;
+
+/// <summary>
+/// Runs every comparison and ends with one line per comparison:
+/// <c>ratio NAME VALUE (goal OP VALUE)</c>. <c>--quick</c> runs each briefly (under a minute in all);
+/// the default is the full run the README's table comes from.
+/// </summary>
+public static class Program
+{
+    private sealed record Sizes(int Runs, long Mmaps, int Children, int Spawns, long Trips, long Chunks, int[] HeapMiB);
+
+    private static readonly Sizes Quick = new(3, 20_000, 50, 3, 200_000, 256, [256]);
+    private static readonly Sizes Full = new(7, 200_000, 200, 10, 2_000_000, 4096, [256, 1024]);
+
+    private static readonly List<(string Name, double Value, string Op, double Goal)> Ratios = [];
+    private static readonly List<string> Table = [];
+
+    public static int Main(string[] args)
+    {
+        if (args is ["--noop"])
+        {
+            return 0; // a fresh .NET process that starts and exits: what spawning costs
+        }
+        bool quick = args.Contains("--quick");
+        Sizes sizes = quick ? Quick : Full;
+        Console.WriteLine($"Shm benchmarks ({(quick ? "quick" : "full")}), {DateTime.UtcNow:yyyy-MM-dd}: {Machine()}");
+        NativeBaseline? c = NativeBaseline.Build();
+
+        // A lean process first: fork copies page tables, so it costs more once the heap has grown.
+        Forks(sizes, c);
+        PingPongAndRing(sizes, c);
+        InProcess(quick, sizes, c);
+        HeapGrowth(sizes);
+
+        Console.WriteLine();
+        Console.WriteLine("| measurement | Shm | baseline | ratio | goal |");
+        Console.WriteLine("|---|---|---|---|---|");
+        Table.ForEach(Console.WriteLine);
+        Console.WriteLine();
+        int met = Ratios.Count(r => Met(r.Value, r.Op, r.Goal));
+        Console.WriteLine($"goals met: {met} of {Ratios.Count}");
+        foreach (var (name, value, op, goal) in Ratios)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio {name} {value:0.00} (goal {op} {goal:0.##})"));
+        }
+        return 0;
+    }
+
+    private static void InProcess(bool quick, Sizes sizes, NativeBaseline? c)
+    {
+        Job job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance);
+        job = quick
+            ? job.WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(7).WithIterationTime(TimeInterval.FromMilliseconds(80))
+            : job.WithLaunchCount(1).WithWarmupCount(3).WithIterationCount(15).WithIterationTime(TimeInterval.FromMilliseconds(250));
+        Summary[] passes = Enumerable.Range(0, quick ? 2 : 4).Select(pass => BenchmarkRunner.Run<RegionBenchmarks>(
+            ManualConfig.CreateEmpty()
+                .AddJob(job)
+                .AddDiagnoser(MemoryDiagnoser.Default)
+                .AddColumnProvider(DefaultColumnProviders.Instance)
+                .AddLogger(quick ? NullLogger.Instance : ConsoleLogger.Default)
+                .WithOrderer(new RotatingOrderer(pass))
+                .WithArtifactsPath(Path.Combine(Path.GetTempPath(), "shm-bench-artifacts")))).ToArray();
+        double Median(string method) => MedianOf(passes.Select(summary => Report(summary, method).ResultStatistics!.Median));
+        long Allocated(string method) => Report(passes[0], method).GcStats.GetBytesAllocatedPerOperation(Report(passes[0], method).BenchmarkCase) ?? -1;
+
+        foreach (string n in new[] { "1", "3" })
+        {
+            double raw = Median("Raw" + n), shm = Median("Shm" + n), @using = Median("Using" + n), mmf = Median("MemoryMappedFile" + n);
+            string what = n == "1" ? "one 5096-byte region" : "three regions, reverse release";
+            Compare($"shm-vs-raw/{n}", $"{what}: shm {{ }} vs raw P/Invoke", shm, raw, "<=", 1.05, "ns");
+            Compare($"using-vs-raw/{n}", $"{what}: C# using vs raw P/Invoke", @using, raw, "<=", 1.05, "ns");
+            Compare($"mmf-vs-shm/{n}", $"{what}: MemoryMappedFile vs shm {{ }}", mmf, shm, ">=", 4, "ns");
+            if (c is not null)
+            {
+                double native = MedianOf(Enumerable.Range(0, sizes.Runs).Select(_ => c.Measure(n == "1" ? "mmap" : "mmap3", sizes.Mmaps)));
+                Compare($"shm-vs-c/{n}", $"{what}: shm {{ }} vs C", shm, native, "<=", 1.10, "ns");
+                Compare($"using-vs-c/{n}", $"{what}: C# using vs C", @using, native, "<=", 1.10, "ns");
+            }
+        }
+        long shm1 = Allocated("Shm1"), shm3 = Allocated("Shm3"), using1 = Allocated("Using1"), using3 = Allocated("Using3");
+        Table.Add($"| allocated per block (1 region / 3 regions) | shm {{ }}: {shm1} B / {shm3} B | using: {using1} B / {using3} B | per extra region: {(shm3 - shm1) / 2} B vs {(using3 - using1) / 2} B | nothing beyond the region object |");
+    }
+
+    private static double s_smallHeapRawFork;
+
+    private static void Forks(Sizes sizes, NativeBaseline? c)
+    {
+        (double ours, double raw) = Paired(sizes.Runs, () => CrossProcess.LibraryFork(sizes.Children), () => CrossProcess.RawFork(sizes.Children));
+        (double spawn, double forked) = Paired(sizes.Runs, () => CrossProcess.Spawn(sizes.Spawns), () => CrossProcess.LibraryFork(sizes.Children));
+        s_smallHeapRawFork = raw;
+        Compare("children-fork-vs-raw-fork", $"per child: Children.Fork({sizes.Children}) vs raw fork/_exit/waitpid loop", ours, raw, "<=", 1.3, "ns");
+        Compare("spawn-vs-fork", "per child: spawning a fresh .NET process vs Children.Fork", spawn, forked, ">=", 20, "ns");
+        if (c is not null)
+        {
+            (double dotnet, double native) = Paired(sizes.Runs, () => CrossProcess.RawFork(sizes.Children), () => c.Measure("fork", sizes.Children));
+            Table.Add($"| fork/_exit/waitpid, reference | .NET (P/Invoke): {Format(dotnet, "ns")} | C: {Format(native, "ns")} | {dotnet / native:0.00} | none: a .NET process has more page tables to copy |");
+        }
+    }
+
+    private static void HeapGrowth(Sizes sizes)
+    {
+        foreach (int mib in sizes.HeapMiB)
+        {
+            (double heapOurs, double heapRaw) = WithHeap(mib, () => Paired(sizes.Runs, () => CrossProcess.LibraryFork(20), () => CrossProcess.RawFork(20)));
+            Table.Add($"| fork with a {mib} MiB live heap | Children.Fork: {Format(heapOurs, "ns")} | raw: {Format(heapRaw, "ns")} | {heapRaw / s_smallHeapRawFork:0.0}x the small-heap raw fork | none: page tables grow with the heap |");
+        }
+    }
+
+    private static void PingPongAndRing(Sizes sizes, NativeBaseline? c)
+    {
+        if (c is null)
+        {
+            double alone = MedianOf(Enumerable.Range(0, sizes.Runs).Select(_ => CrossProcess.PingPong(sizes.Trips)));
+            double ringAlone = MedianOf(Enumerable.Range(0, sizes.Runs).Select(_ => CrossProcess.Ring(sizes.Chunks)));
+            Table.Add($"| ping-pong round trip | {Format(alone, "ns")} | C: skipped | | |");
+            Table.Add($"| ring, 1 MiB chunks | {Format(ringAlone, "B/s")} | C: skipped | | |");
+            return;
+        }
+        (double ours, double native) = Paired(sizes.Runs, () => CrossProcess.PingPong(sizes.Trips), () => c.Measure("pingpong", sizes.Trips));
+        Compare("pingpong-vs-c", "ping-pong round trip, spinning on a shared counter: Shm vs C", ours, native, "<=", 1.3, "ns");
+        (double ring, double nativeRing) = Paired(sizes.Runs, () => CrossProcess.Ring(sizes.Chunks), () => c.Measure("ring", sizes.Chunks));
+        Compare("ring-vs-c", "bulk transfer through a ring of 1 MiB slots: Shm vs C", ring, nativeRing, ">=", 0.9, "B/s");
+        (double ring2, double socketpair) = Paired(sizes.Runs, () => CrossProcess.Ring(sizes.Chunks), () => c.Measure("socketpair", sizes.Chunks));
+        Compare("ring-vs-socketpair", "bulk transfer: Shm ring vs a Unix socketpair (C)", ring2, socketpair, ">=", 2, "B/s");
+        (double ring3, double pipe) = Paired(sizes.Runs, () => CrossProcess.Ring(sizes.Chunks), () => c.Measure("pipe", sizes.Chunks));
+        Table.Add($"| bulk transfer: Shm ring vs a pipe (C), reference | {Format(ring3, "B/s")} | {Format(pipe, "B/s")} | {ring3 / pipe:0.00} | none |");
+    }
+
+    /// <summary>Medians of <paramref name="runs"/> measurements of each, taken alternately (ABAB, then BABA...), so drift hits both alike.</summary>
+    private static (double Ours, double Baseline) Paired(int runs, Func<double> ours, Func<double> baseline)
+    {
+        var a = new List<double>();
+        var b = new List<double>();
+        for (int i = 0; i < runs; i++)
+        {
+            if (i % 2 == 0)
+            {
+                a.Add(ours());
+                b.Add(baseline());
+            }
+            else
+            {
+                b.Add(baseline());
+                a.Add(ours());
+            }
+        }
+        return (MedianOf(a), MedianOf(b));
+    }
+
+    private static (double, double) WithHeap(int mib, Func<(double, double)> measure)
+    {
+        var heap = new byte[mib][];
+        for (int i = 0; i < mib; i++)
+        {
+            heap[i] = new byte[1 << 20];
+            heap[i].AsSpan().Fill(1); // touched, so its pages are really there
+        }
+        var result = measure();
+        GC.KeepAlive(heap);
+        return result;
+    }
+
+    private static void Compare(string name, string description, double ours, double baseline, string op, double goal, string unit)
+    {
+        double ratio = ours / baseline;
+        Ratios.Add((name, ratio, op, goal));
+        string verdict = Met(ratio, op, goal) ? "met" : "missed";
+        Table.Add($"| {description} | {Format(ours, unit)} | {Format(baseline, unit)} | {ratio:0.00} | {op} {goal} ({verdict}) |");
+    }
+
+    private static bool Met(double value, string op, double goal) => op == "<=" ? value <= goal : value >= goal;
+
+    private static double MedianOf(IEnumerable<double> samples)
+    {
+        double[] sorted = samples.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static BenchmarkReport Report(Summary summary, string method) =>
+        summary.Reports.First(report => report.BenchmarkCase.Descriptor.WorkloadMethod.Name == method);
+
+    private static string Format(double value, string unit) => unit switch
+    {
+        "B/s" => $"{value / 1e9:0.00} GB/s",
+        _ when value >= 1e6 => $"{value / 1e6:0.00} ms",
+        _ when value >= 1e3 => $"{value / 1e3:0.00} us",
+        _ => $"{value:0} ns",
+    };
+
+    private static string Machine()
+    {
+        string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+        return $"{cpu}, {Environment.ProcessorCount} cores, Linux {Environment.OSVersion.Version}, {RuntimeInformation.FrameworkDescription}";
+    }
+}
