@@ -21,6 +21,11 @@ module Processes =
         interface IDisposable with
             member this.Dispose() = (this :> IScopeFinalizer).Release false
 
+    /// Registers a child (or group) whose normal release waits for it and whose failure release terminates it.
+    let private nursery (scope: Scope) (owner: 'T) (wait: unit -> unit) (terminate: unit -> unit) : 'T =
+        scope.Add(owner, new Nursery(wait, terminate))
+        owner
+
     /// <summary>
     /// Forks <paramref name="count"/> children; child i runs <c>body i</c> and exits with its value.
     /// See <see cref="T:Shm.Interop.Child"/> for what a forked child may do.
@@ -28,19 +33,16 @@ module Processes =
     let children (count: int) (body: int -> int) : Shm<Children> =
         (fun scope ->
             let group = Children.Fork(count, Func<int, int> body)
-            scope.Add(group, new Nursery((fun () -> group.WaitAll() |> ignore), group.Dispose))
-            group)
+            nursery scope group (fun () -> group.WaitAll() |> ignore) group.Dispose)
 
     /// <summary>Forks one child that runs <paramref name="body"/> and exits with its value.</summary>
     let child (body: unit -> int) : Shm<Child> =
         (fun scope ->
             let one = Child.Fork(Func<int> body)
-            scope.Add(one, new Nursery((fun () -> one.Wait() |> ignore), one.Dispose))
-            one)
+            nursery scope one (fun () -> one.Wait() |> ignore) one.Dispose)
 
     /// <summary>Spawns <paramref name="fileName"/> with <paramref name="arguments"/>, handing it <paramref name="regions"/> (see <c>Child.Spawn</c>); waited for or killed like a forked child.</summary>
     let spawn (fileName: string) (arguments: string seq) (regions: SharedRegion list) : Shm<Child> =
         (fun scope ->
             let one = Child.Spawn(fileName, arguments, Array.ofList regions)
-            scope.Add(one, new Nursery((fun () -> one.Wait() |> ignore), one.Dispose))
-            one)
+            nursery scope one (fun () -> one.Wait() |> ignore) one.Dispose)

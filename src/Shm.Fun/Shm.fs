@@ -18,21 +18,24 @@ module Shm =
     /// <summary>Runs <paramref name="m"/> against <paramref name="scope"/>, leaving its resources registered there.</summary>
     let inline runIn (scope: Scope) ([<InlineIfLambda>] m: Shm<'T>) : 'T = m scope
 
+    /// Runs m in a fresh scope and returns it open; if m throws, the scope is closed (failures
+    /// attached to the exception) before the exception leaves.
+    let private start (m: Shm<'T>) : struct ('T * Scope) =
+        let scope = new Scope()
+
+        try
+            struct (runIn scope m, scope)
+        with cause ->
+            scope.Abort cause
+            reraise ()
+
     /// <summary>
     /// Runs the computation in a fresh scope and closes it: every resource acquired is released,
     /// newest first, exactly once, whether the computation returned or threw. The exception the
     /// caller sees is the original one; finalizer failures ride on it (<see cref="suppressed"/>).
     /// </summary>
     let run (m: Shm<'T>) : 'T =
-        let scope = new Scope()
-
-        let result =
-            try
-                runIn scope m
-            with cause ->
-                scope.Abort cause
-                reraise ()
-
+        let struct (result, scope) = start m
         scope.Dispose()
         result
 
@@ -69,15 +72,7 @@ module Shm =
     /// If <paramref name="m"/> fails, what it acquired is released before the exception leaves.
     /// </summary>
     let allocate (m: Shm<'T>) : struct ('T * IDisposable) =
-        let scope = new Scope()
-
-        let value =
-            try
-                runIn scope m
-            with cause ->
-                scope.Abort cause
-                reraise ()
-
+        let struct (value, scope) = start m
         struct (value, scope :> IDisposable)
 
     /// <summary>Transforms the result.</summary>

@@ -32,12 +32,7 @@ public partial class SharedRegion
         }
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
 
-        SafeFileHandle fd = Libc.memfd_create(name, inheritable ? 0 : Libc.MFD_CLOEXEC);
-        if (fd.IsInvalid)
-        {
-            fd.Dispose();
-            throw ShmException.FromLastError("memfd_create", name);
-        }
+        SafeFileHandle fd = Opened(Libc.memfd_create(name, inheritable ? 0 : Libc.MFD_CLOEXEC), "memfd_create", name);
         try
         {
             if (Libc.ftruncate(fd, length) != 0)
@@ -64,13 +59,7 @@ public partial class SharedRegion
     /// <exception cref="ArgumentException">The object is empty.</exception>
     public static SharedRegion FromDescriptor(int fd, bool writable = true)
     {
-        SafeFileHandle own = Libc.dup(fd);
-        if (own.IsInvalid)
-        {
-            own.Dispose();
-            throw ShmException.FromLastError("dup", $"descriptor {fd}");
-        }
-        return Attach(own, writable, RegionKind.Descriptor, null);
+        return Attach(Opened(Libc.dup(fd), "dup", $"descriptor {fd}"), writable, RegionKind.Descriptor, null);
     }
 
     /// <summary>
@@ -96,7 +85,7 @@ public partial class SharedRegion
     {
         try
         {
-            long length = Libc.FileSize(fd);
+            long length = Libc.FileStatus(fd).Size;
             if (length <= 0)
             {
                 throw new ArgumentException($"The object behind descriptor {fd.DangerousGetHandle()} is empty: nothing to map.", "fd");
@@ -111,16 +100,27 @@ public partial class SharedRegion
         }
     }
 
-    private static SafeMappingHandle MapDescriptor(SafeFileHandle fd, long length, Protection protection, string? name)
+    private static SafeMappingHandle MapDescriptor(SafeFileHandle fd, long length, Protection protection, string? name) =>
+        Adopt(new SafeMappingHandle(), Libc.mmap(0, (nuint)length, (int)protection, Libc.MAP_SHARED, fd, 0), length, name ?? "descriptor");
+
+    /// <summary>Returns <paramref name="fd"/>, just returned by <paramref name="syscall"/>, or disposes it and throws the call's errno.</summary>
+    private static SafeFileHandle Opened(SafeFileHandle fd, string syscall, string detail)
     {
-        var mapping = new SafeMappingHandle();
-        nint address = Libc.mmap(0, (nuint)length, (int)protection, Libc.MAP_SHARED, fd, 0);
-        if (address == Libc.MAP_FAILED)
+        if (fd.IsInvalid)
         {
-            mapping.SetHandleAsInvalid();
-            throw ShmException.FromLastError("mmap", $"{name ?? "descriptor"}, {length} bytes");
+            fd.Dispose();
+            throw ShmException.FromLastError(syscall, detail);
         }
-        mapping.Attach(address, (nuint)length);
-        return mapping;
+        return fd;
+    }
+
+    /// <summary>Allocates the backing pages or blocks now (<c>posix_fallocate</c>), so a full file system fails here and not with SIGBUS on first touch.</summary>
+    private static void Reserve(SafeFileHandle fd, long length, string what)
+    {
+        int error = Libc.posix_fallocate(fd, 0, length);
+        if (error != 0)
+        {
+            throw new ShmException("posix_fallocate", error, $"{what}, {length} bytes");
+        }
     }
 }

@@ -23,22 +23,13 @@ public partial class SharedRegion
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
 
-        SafeFileHandle fd = Libc.open(path, writable ? Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC : Libc.O_RDONLY | Libc.O_CLOEXEC, 0b110_100_100);
-        if (fd.IsInvalid)
-        {
-            fd.Dispose();
-            throw ShmException.FromLastError("open", path);
-        }
+        SafeFileHandle fd = Opened(Libc.open(path, writable ? Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC : Libc.O_RDONLY | Libc.O_CLOEXEC, 0b110_100_100), "open", path);
         try
         {
-            long size = Libc.FileSize(fd);
+            long size = Libc.FileStatus(fd).Size;
             if (writable && size < length)
             {
-                int error = Libc.posix_fallocate(fd, 0, length);
-                if (error != 0)
-                {
-                    throw new ShmException("posix_fallocate", error, $"{path}, {length} bytes");
-                }
+                Reserve(fd, length, path);
             }
             else if (!writable && size < length)
             {

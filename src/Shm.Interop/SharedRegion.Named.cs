@@ -33,30 +33,21 @@ public partial class SharedRegion
         string posixName = ValidateName(name);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
 
-        SafeFileHandle fd = Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode);
-        if (fd.IsInvalid)
-        {
-            fd.Dispose();
-            throw ShmException.FromLastError("shm_open", name);
-        }
+        SafeFileHandle fd = Opened(Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode), "shm_open", name);
         try
         {
             if (Libc.fchmod(fd, (uint)mode) != 0)
             {
                 throw ShmException.FromLastError("fchmod", name);
             }
-            int error = Libc.posix_fallocate(fd, 0, length);
-            if (error != 0)
-            {
-                throw new ShmException("posix_fallocate", error, $"{name}, {length} bytes");
-            }
+            Reserve(fd, length, name);
             if (Libc.ftruncate(fd, length) != 0)
             {
                 throw ShmException.FromLastError("ftruncate", name);
             }
-            var id = Libc.FileId(fd);
+            var (device, inode, _) = Libc.FileStatus(fd);
             var region = new SharedRegion(MapDescriptor(fd, length, Protection.ReadWrite, name), length, Protection.ReadWrite, RegionKind.Named, fd, name);
-            region._ownedName = (posixName, id);
+            region._ownedName = (posixName, (device, inode));
             return region;
         }
         catch
@@ -79,13 +70,7 @@ public partial class SharedRegion
     public static SharedRegion OpenNamed(string name, bool writable = true)
     {
         string posixName = ValidateName(name);
-        SafeFileHandle fd = Libc.shm_open(posixName, writable ? Libc.O_RDWR : Libc.O_RDONLY, 0);
-        if (fd.IsInvalid)
-        {
-            fd.Dispose();
-            throw ShmException.FromLastError("shm_open", name);
-        }
-        return Attach(fd, writable, RegionKind.Named, name);
+        return Attach(Opened(Libc.shm_open(posixName, writable ? Libc.O_RDWR : Libc.O_RDONLY, 0), "shm_open", name), writable, RegionKind.Named, name);
     }
 
     /// <summary>

@@ -108,15 +108,18 @@ public partial class SharedRegion : IDisposable
         return new SharedRegion<T>(MapAnonymous(length), length, Protection.ReadWrite);
     }
 
-    private static SafeMappingHandle MapAnonymous(long length)
+    // The handle is created before mmap runs (arguments evaluate left to right), so nothing can
+    // fail between the mapping and its owner.
+    private static SafeMappingHandle MapAnonymous(long length) =>
+        Adopt(new SafeMappingHandle(), Libc.mmap(0, (nuint)length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_ANONYMOUS, -1, 0), length, "anonymous");
+
+    /// <summary>Gives <paramref name="address"/>, just returned by <c>mmap</c>, to <paramref name="mapping"/>, or throws mmap's errno.</summary>
+    private static SafeMappingHandle Adopt(SafeMappingHandle mapping, nint address, long length, string what)
     {
-        // The handle exists before the mapping does, so nothing can fail between the two.
-        var mapping = new SafeMappingHandle();
-        nint address = Libc.mmap(0, (nuint)length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_ANONYMOUS, -1, 0);
         if (address == Libc.MAP_FAILED)
         {
             mapping.SetHandleAsInvalid();
-            throw ShmException.FromLastError("mmap", $"anonymous, {length} bytes");
+            throw ShmException.FromLastError("mmap", $"{what}, {length} bytes");
         }
         mapping.Attach(address, (nuint)length);
         return mapping;

@@ -7,6 +7,8 @@ open FsCheck
 open Shm.Fun
 open Shm.Interop
 open Shm.TestSupport
+open Shm.Fun.Tests.Instrumented
+open Shm.Fun.Tests.Kernel
 
 type Step =
     | Region
@@ -20,8 +22,6 @@ let private waitForGo (go: SharedRegion) =
         ()
 
     0
-
-let private anonymousShared () = ProcMaps.AnonymousShared() |> Set.ofSeq
 
 /// The exit code of a reaped child (None if it was not reaped or was killed by a signal).
 let private exitCode (child: Child) =
@@ -154,12 +154,7 @@ let tests =
                         go.Write(0L, 1) // the children may finish: the normal end waits for them
                     }
 
-                let failed =
-                    try
-                        Shm.run program
-                        false
-                    with _ ->
-                        true
+                let failed = (catching (fun () -> Shm.run program)).IsSome
 
                 let expectFailure = bodyFails || List.contains FailingAcquisition steps
                 Expect.equal failed expectFailure "fails exactly when told"

@@ -8,6 +8,8 @@ open FsCheck
 open Shm.Fun
 open Shm.Interop
 open Shm.TestSupport
+open Shm.Fun.Tests.Instrumented
+open Shm.Fun.Tests.Kernel
 
 [<Struct; StructLayout(LayoutKind.Sequential)>]
 type Counters =
@@ -15,9 +17,6 @@ type Counters =
     val mutable Misses: int64
 
 let private page = int64 Environment.SystemPageSize
-
-/// The kernel's list of anonymous shared mappings, as a comparable set.
-let private anonymousShared () = ProcMaps.AnonymousShared() |> Set.ofSeq
 
 let private mapped (region: SharedRegion) =
     match ProcMaps.At region.Address with
@@ -106,12 +105,7 @@ let tests =
                             failwith "body"
                     }
 
-                let failed =
-                    try
-                        Shm.run program
-                        false
-                    with _ ->
-                        true
+                let failed = (catching (fun () -> Shm.run program)).IsSome
 
                 Expect.equal inside (min failAt sizes.Length) "each acquired region was mapped"
                 Expect.equal failed (bodyFails || failAt < sizes.Length) "fails exactly when told"

@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Shm.Interop;
 
-// <sys/mman.h> shm_open/shm_unlink, <fcntl.h> open/posix_fallocate, <sys/stat.h>: named segments and files.
+// <sys/mman.h> shm_open/shm_unlink, <fcntl.h> open/posix_fallocate: named segments and files.
 internal static partial class Libc
 {
     internal const int O_RDONLY = 0x0;
@@ -24,31 +24,7 @@ internal static partial class Libc
     [LibraryImport(Name, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     internal static partial SafeFileHandle open(string path, int flags, uint mode);
 
-    [LibraryImport(Name, EntryPoint = "fchmod", SetLastError = true)]
-    internal static partial int fchmod(SafeFileHandle fd, uint mode);
-
     /// <summary>Returns the error number (0 on success); does not set errno.</summary>
     [LibraryImport(Name, EntryPoint = "posix_fallocate")]
     internal static partial int posix_fallocate(SafeFileHandle fd, long offset, long length);
-
-    [LibraryImport(Name, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static unsafe partial int stat(string path, byte* buffer);
-
-    /// <summary>The (device, inode) pair that names the object behind <paramref name="fd"/>.</summary>
-    internal static unsafe (ulong Device, ulong Inode) FileId(SafeFileHandle fd)
-    {
-        byte* buffer = stackalloc byte[StatSize];
-        if (fstat(fd, buffer) != 0)
-        {
-            throw ShmException.FromLastError("fstat");
-        }
-        return (*(ulong*)buffer, *(ulong*)(buffer + 8));
-    }
-
-    /// <summary>The (device, inode) pair at <paramref name="path"/>, or null if nothing is there.</summary>
-    internal static unsafe (ulong Device, ulong Inode)? PathId(string path)
-    {
-        byte* buffer = stackalloc byte[StatSize];
-        return stat(path, buffer) == 0 ? (*(ulong*)buffer, *(ulong*)(buffer + 8)) : null;
-    }
 }

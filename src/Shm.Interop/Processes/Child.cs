@@ -52,7 +52,7 @@ public sealed partial class Child : IDisposable
         {
             lock (_gate)
             {
-                return _exit ?? TryReap();
+                return _exit ?? Reap(Libc.WNOHANG);
             }
         }
     }
@@ -76,7 +76,10 @@ public sealed partial class Child : IDisposable
     /// <summary>Waits up to <paramref name="timeout"/> for the child to end; null if it is still running.</summary>
     /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
-    public ChildExit? Wait(TimeSpan timeout) => WaitUntil(Deadline(timeout), CancellationToken.None);
+    public ChildExit? Wait(TimeSpan timeout) => WaitUntil(Deadline(timeout));
+
+    /// <summary>Waits until <paramref name="deadline"/> (a <see cref="Deadline"/>); null if the child still runs then.</summary>
+    internal ChildExit? WaitUntil(long deadline) => WaitUntil(deadline, CancellationToken.None);
 
     /// <summary>Waits for the child to end without blocking the caller's thread.</summary>
     /// <param name="cancellationToken">Stops waiting (the child keeps running).</param>
@@ -139,22 +142,14 @@ public sealed partial class Child : IDisposable
     }
 
     /// <summary>SIGKILL and a blocking reap, for a child that must go now.</summary>
-    internal unsafe void KillAndReap()
+    internal void KillAndReap()
     {
         lock (_gate)
         {
             if (_exit is null)
             {
                 Libc.kill(Pid, Libc.SIGKILL);
-                int status;
-                while (Libc.waitpid(Pid, &status, 0) < 0)
-                {
-                    if (Marshal.GetLastPInvokeError() != Errno.EINTR)
-                    {
-                        throw ShmException.FromLastError("waitpid", $"pid {Pid}");
-                    }
-                }
-                Record(status);
+                Reap(0);
             }
         }
         _disposed = true;
@@ -206,28 +201,31 @@ public sealed partial class Child : IDisposable
         }
     }
 
-    private unsafe ChildExit? TryReap()
+    /// <summary>
+    /// <c>waitpid</c> with <paramref name="options"/> (0 blocks, WNOHANG does not): records how the
+    /// child ended and returns it, or null if it still runs. Call under <see cref="_gate"/>.
+    /// </summary>
+    private unsafe ChildExit? Reap(int options)
     {
         int status;
-        int result = Libc.waitpid(Pid, &status, Libc.WNOHANG);
-        if (result == Pid)
+        int result;
+        while ((result = Libc.waitpid(Pid, &status, options)) < 0)
         {
-            return Record(status);
+            if (Marshal.GetLastPInvokeError() != Errno.EINTR)
+            {
+                throw ShmException.FromLastError("waitpid", $"pid {Pid}");
+            }
         }
-        if (result < 0 && Marshal.GetLastPInvokeError() != Errno.EINTR)
+        if (result != Pid)
         {
-            throw ShmException.FromLastError("waitpid", $"pid {Pid}");
+            return null;
         }
-        return null;
-    }
-
-    private ChildExit Record(int status)
-    {
         _handle.Reaped = true;
         return _exit = ChildExit.FromStatus(Pid, status);
     }
 
-    private static long Deadline(TimeSpan timeout) =>
+    /// <summary>The <see cref="Stopwatch"/> timestamp <paramref name="timeout"/> from now; <see cref="long.MaxValue"/> for ever.</summary>
+    internal static long Deadline(TimeSpan timeout) =>
         timeout == Timeout.InfiniteTimeSpan
             ? long.MaxValue
             : Stopwatch.GetTimestamp() + (long)(Math.Max(0, timeout.TotalSeconds) * Stopwatch.Frequency);

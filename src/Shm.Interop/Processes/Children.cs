@@ -49,10 +49,8 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     /// <exception cref="ObjectDisposedException">The group was disposed.</exception>
     public IReadOnlyList<ChildExit?> WaitAll(TimeSpan timeout)
     {
-        DateTime deadline = timeout == Timeout.InfiniteTimeSpan ? DateTime.MaxValue : DateTime.UtcNow + timeout;
-        return _children
-            .Select(child => child.Wait(deadline == DateTime.MaxValue ? Timeout.InfiniteTimeSpan : Max(deadline - DateTime.UtcNow)))
-            .ToArray();
+        long deadline = Child.Deadline(timeout);
+        return _children.Select(child => child.WaitUntil(deadline)).ToArray();
     }
 
     /// <summary>Waits for every child without blocking the caller's thread.</summary>
@@ -67,6 +65,4 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     public IEnumerator<Child> GetEnumerator() => ((IEnumerable<Child>)_children).GetEnumerator();
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
-
-    private static TimeSpan Max(TimeSpan remaining) => remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining;
 }

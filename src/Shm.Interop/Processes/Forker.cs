@@ -151,7 +151,7 @@ internal static unsafe class Forker
     /// <summary>Waits for each child to report; kills and reaps those that did not, and returns them for another try.</summary>
     private static List<int> AwaitStart(List<int> pending, int first, int* slots, Child?[] children, ForkOptions options)
     {
-        long deadline = Stopwatch.GetTimestamp() + (long)(options.StartTimeout.TotalSeconds * Stopwatch.Frequency);
+        long deadline = Child.Deadline(options.StartTimeout);
         var stuck = new List<int>();
         foreach (int index in pending)
         {
