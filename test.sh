@@ -13,9 +13,12 @@ strip() { sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g'; }
 
 dotnet build Shm.sln -c "$configuration" --nologo -v quiet || { echo "0 passed, 1 failed"; exit 1; }
 
-dotnet test tests/Shm.Interop.Tests -c "$configuration" --no-build --nologo 2>&1 | tee "$logs/xunit.log"
+# A test host that hangs is dumped, killed and named after 10 minutes (the longest test takes about 3).
+dotnet test tests/Shm.Interop.Tests -c "$configuration" --no-build --nologo \
+    --blame-hang-timeout 10m --blame-hang-dump-type mini 2>&1 | tee "$logs/xunit.log"
 xunit_status=${PIPESTATUS[0]}
 
+# The Expecto program has its own hang guard: a test running over 5 minutes is named and the run ends (124).
 dotnet run --project tests/Shm.Fun.Tests -c "$configuration" --no-build -- --colours 0 2>&1 | tee "$logs/expecto.log"
 expecto_status=${PIPESTATUS[0]}
 

@@ -1,6 +1,7 @@
 namespace Shm.Fun
 
 open System
+open System.Runtime.ExceptionServices
 open Shm.Interop
 
 /// Children as scoped resources, with nursery semantics: a block that ends normally waits for
@@ -9,21 +10,41 @@ open Shm.Interop
 [<AutoOpen>]
 module Processes =
 
+    /// Waits for each child the user has not disposed; a deadlocked one fails the block, naming it.
+    let private join (kids: Child seq) =
+        kids
+        |> Seq.iteri (fun index kid ->
+            if not kid.IsDisposed then
+                let exit = kid.Wait()
+
+                if exit.Deadlocked then
+                    raise (ChildDeadlockedException(exit, index)))
+
     [<Sealed>]
-    type private Nursery(wait: unit -> unit, terminate: unit -> unit) =
+    type private Nursery(kids: Child seq, terminate: unit -> unit) =
         interface IScopeFinalizer with
             member _.Release failed =
-                if not failed then
-                    wait ()
+                // Terminate runs whatever the wait threw (a deadlocked child, a disposed group), so
+                // no child outlives the block; the wait's exception, if any, leaves afterwards.
+                let waitFailure =
+                    if failed then
+                        None
+                    else
+                        try
+                            join kids
+                            None
+                        with failure ->
+                            Some(ExceptionDispatchInfo.Capture failure)
 
                 terminate ()
+                waitFailure |> Option.iter _.Throw()
 
         interface IDisposable with
             member this.Dispose() = (this :> IScopeFinalizer).Release false
 
     /// Registers a child (or group) whose normal release waits for it and whose failure release terminates it.
-    let private nursery (scope: Scope) (owner: 'T) (wait: unit -> unit) (terminate: unit -> unit) : 'T =
-        scope.Add(owner, new Nursery(wait, terminate))
+    let private nursery (scope: Scope) (owner: 'T) (kids: Child seq) (terminate: unit -> unit) : 'T =
+        scope.Add(owner, new Nursery(kids, terminate))
         owner
 
     /// <summary>
@@ -33,16 +54,16 @@ module Processes =
     let children (count: int) (body: int -> int) : Shm<Children> =
         (fun scope ->
             let group = Children.Fork(count, Func<int, int> body)
-            nursery scope group (fun () -> group.WaitAll() |> ignore) group.Dispose)
+            nursery scope group group group.Dispose)
 
     /// <summary>Forks one child that runs <paramref name="body"/> and exits with its value.</summary>
     let child (body: unit -> int) : Shm<Child> =
         (fun scope ->
             let one = Child.Fork(Func<int> body)
-            nursery scope one (fun () -> one.Wait() |> ignore) one.Dispose)
+            nursery scope one [ one ] one.Dispose)
 
     /// <summary>Spawns <paramref name="fileName"/> with <paramref name="arguments"/>, handing it <paramref name="regions"/> (see <c>Child.Spawn</c>); waited for or killed like a forked child.</summary>
     let spawn (fileName: string) (arguments: string seq) (regions: SharedRegion list) : Shm<Child> =
         (fun scope ->
             let one = Child.Spawn(fileName, arguments, Array.ofList regions)
-            nursery scope one (fun () -> one.Wait() |> ignore) one.Dispose)
+            nursery scope one [ one ] one.Dispose)

@@ -1,5 +1,6 @@
 module Shm.Fun.Tests.Main
 
+open System
 open Expecto
 open Shm.Interop
 
@@ -14,4 +15,5 @@ let main argv =
     | _ ->
         // Sequenced: the region tests compare /proc/self/maps before and after, which a test mapping
         // regions on another thread at the same moment would disturb.
-        Tests.runTestsInAssemblyWithCLIArgs [ Sequenced ] argv
+        let guard = HangGuard.install (TimeSpan.FromMinutes 5.0)
+        Tests.runTestsInAssemblyWithCLIArgs [ Sequenced; guard ] argv

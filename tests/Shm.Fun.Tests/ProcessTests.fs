@@ -85,12 +85,61 @@ let tests =
                     Expect.isFalse (Native.Exists pid) $"child {pid} is gone, not even a zombie"
             }
 
+            test
+                "a block whose child deadlocked fails with an exception that names the child, and nothing outlives it" {
+                use held = new HeldLock()
+                let mutable pids = []
+
+                let caught =
+                    catching (fun () ->
+                        shm {
+                            let! kids =
+                                children 3 (fun i ->
+                                    (if i = 1 then
+                                         held.Take())
+
+                                    i)
+
+                            pids <- List.ofSeq kids.Pids
+                        }
+                        |> Shm.run)
+
+                match caught with
+                | Some(:? ChildDeadlockedException as deadlocked) ->
+                    Expect.equal deadlocked.Index 1 "names the child by index"
+                    Expect.equal deadlocked.Pid pids[1] "and by pid"
+                    Expect.stringContains deadlocked.Message "Child.Spawn" "says what to do"
+                | other -> failtestf "expected ChildDeadlockedException, got %A" other
+
+                for pid in pids do
+                    Expect.isFalse (Native.Exists pid) $"child {pid} is gone, not even a zombie"
+            }
+
+            test
+                "a child the user disposed inside the block does not stop the others being waited for or killed" {
+                use go = SharedRegion.Anonymous 64
+                let mutable pids = []
+
+                shm {
+                    let! kids = children 3 (fun _ -> waitForGo go)
+                    pids <- List.ofSeq kids.Pids
+                    kids[0].Dispose()
+                    go.Write(0L, 1)
+                }
+                |> Shm.run
+
+                for pid in pids do
+                    Expect.isFalse (Native.Exists pid) $"child {pid} outlived the block"
+
+                Expect.isEmpty (Native.Children()) "nothing left unreaped"
+            }
+
             test "SpawnSelf starts this program again, which attaches the region it inherits" {
                 use region = SharedRegion.CreateMemfd("self", 4096)
 
                 use worker = Child.SpawnSelf([ "--spawned-worker"; "77" ], region)
 
-                Expect.isTrue (worker.Wait().Succeeded) "the worker ran"
+                Expect.isTrue (waitOrFail worker).Succeeded "the worker ran"
                 Expect.equal (region.Read<int> 0L) 77 "and wrote through the inherited memfd"
             }
 
@@ -115,7 +164,7 @@ let tests =
 
                 shm {
                     use! kids = children 2 (fun i -> i + 1)
-                    kids.WaitAll() |> ignore
+                    kids |> Seq.iter (waitOrFail >> ignore)
                     exits <- kids |> Seq.map exitCode |> List.ofSeq
                 }
                 |> Shm.run

@@ -66,7 +66,7 @@ public sealed class ForeignProgramTests : IDisposable
 
         using Child python = Child.Spawn("python3", ["-c", PythonReader, name]);
 
-        Assert.Equal(0, python.Wait().ExitCode);
+        Assert.Equal(0, python.WaitOrFail().ExitCode);
         Assert.Equal("hello from py!", Encoding.ASCII.GetString(region.AsReadOnlySpan(64, 14)));
         Assert.True(DevShm.Exists(name)); // Python did not unlink what it only attached to
     }
@@ -77,7 +77,7 @@ public sealed class ForeignProgramTests : IDisposable
         string name = _shm.UniqueName();
         using (Child python = Child.Spawn("python3", ["-c", PythonCreator, name]))
         {
-            Assert.Equal(0, python.Wait().ExitCode);
+            Assert.Equal(0, python.WaitOrFail().ExitCode);
         }
 
         using (var region = SharedRegion.OpenNamed(name))
@@ -100,7 +100,7 @@ public sealed class ForeignProgramTests : IDisposable
             File.WriteAllText(source, CProgram);
             using (Child cc = Child.Spawn("cc", ["-O2", "-o", program, source, "-lrt"]))
             {
-                Assert.True(cc.Wait().Succeeded, "cc failed: a C compiler is needed for this test");
+                Assert.True(cc.WaitOrFail().Succeeded, "cc failed: a C compiler is needed for this test");
             }
             string name = _shm.UniqueName();
             using var region = SharedRegion.CreateNamed(name, 4096);
@@ -108,7 +108,7 @@ public sealed class ForeignProgramTests : IDisposable
 
             using Child c = Child.Spawn(program, ["/" + name]);
 
-            Assert.Equal(0, c.Wait().ExitCode);
+            Assert.Equal(0, c.WaitOrFail().ExitCode);
             Assert.Equal("hello from C!", Encoding.ASCII.GetString(region.AsReadOnlySpan(64, 13)));
         }
         finally

@@ -2,7 +2,7 @@ using System;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
-using System.Threading;
+using System.Runtime.CompilerServices;
 using Shm.TestSupport;
 using Xunit;
 using Xunit.Abstractions;
@@ -11,94 +11,103 @@ namespace Shm.Interop.Tests;
 
 public class ForkStressTests(ITestOutputHelper output)
 {
-    private const int Rounds = 250;
-    private const int PerRound = 40; // 10,000 children in all
+    private const int Rounds = 25;
+    private const int PerRound = 40; // 1,000 children in all
+
+    /// <summary>
+    /// Set once and called only by children, through a delegate the parent's IL walk cannot see
+    /// through: every child compiles its target afresh, beside threads that hold the JIT's and the
+    /// type loader's locks much of the time.
+    /// </summary>
+    private static readonly Func<int, int, long> NeverRunInTheParent = Fresh.Compute;
 
     [Fact]
     [Trait("Category", "Stress")]
-    public void Ten_thousand_children_while_other_threads_allocate_none_hang_crash_or_write_wrong()
+    public void Children_that_compile_code_beside_threads_that_compile_load_types_and_allocate_never_hang_and_all_but_a_few_finish()
     {
         using var region = SharedRegion.Anonymous(PerRound * sizeof(long));
-        using var stop = new CancellationTokenSource();
-        long parentErrors = 0;
-        Thread[] allocators = Enumerable.Range(0, 2).Select(seed => new Thread(() =>
-        {
-            // Churns the heap (gen0 and survivors) and checks that what it kept is intact.
-            var kept = new byte[64][];
-            var random = new Random(seed);
-            for (long n = 0; !stop.IsCancellationRequested; n++)
-            {
-                if (n % 256 == 0)
-                {
-                    Thread.Yield(); // busy, but leaves the forking thread a share of the 2 cores
-                }
-                int slot = random.Next(kept.Length);
-                if (kept[slot] is byte[] old && old.Any(b => b != (byte)old.Length))
-                {
-                    Interlocked.Increment(ref parentErrors);
-                }
-                int size = random.Next(16, 8192);
-                kept[slot] = Enumerable.Repeat((byte)size, size).ToArray();
-            }
-        })
-        { IsBackground = true }).ToArray();
-        foreach (Thread thread in allocators)
-        {
-            thread.Start();
-        }
-
-        // What the children run, once in the parent first, so that they do not each compile it.
-        long warm = region.AsSpan<long>().ToArray().Sum() + new long[32].Sum();
-
-        int hung = 0, crashed = 0, wrong = 0, children = 0;
-        int gcsBefore = GC.CollectionCount(0);
+        var neighbours = new BusyNeighbours(
+            BusyNeighbours.Kind.Allocate, BusyNeighbours.Kind.Allocate, BusyNeighbours.Kind.Compile, BusyNeighbours.Kind.LoadTypes);
+        int hung = 0, crashed = 0, wrong = 0, deadlocked = 0, finished = 0, children = 0;
         long retriesBefore = ForkSupport.Retries;
+        var longestWait = TimeSpan.Zero;
         var clock = Stopwatch.StartNew();
-        for (int round = 0; round < Rounds; round++)
+        try
         {
-            region.AsSpan().Clear();
-            int r = round;
-            using Children group = Children.Fork(PerRound, i =>
+            for (int round = 0; round < Rounds; round++)
             {
-                var scratch = new long[32]; // the child allocates, within its budget
-                for (int k = 0; k < scratch.Length; k++)
+                region.AsSpan().Clear();
+                int r = round;
+                using Children group = Children.Fork(PerRound, i =>
                 {
-                    scratch[k] = (long)r * 1_000_000 + i * 1_000 + k;
+                    region.AsSpan<long>()[i] = NeverRunInTheParent(r, i);
+                    return 0;
+                });
+                var waited = Stopwatch.StartNew();
+                var exits = group.WaitAll(TimeSpan.FromSeconds(30));
+                longestWait = waited.Elapsed > longestWait ? waited.Elapsed : longestWait;
+                for (int i = 0; i < PerRound; i++)
+                {
+                    children++;
+                    switch (exits[i])
+                    {
+                        case null:
+                            hung++;
+                            break;
+                        case { Deadlocked: true }:
+                            deadlocked++;
+                            Assert.False(Native.Exists(exits[i]!.Pid), "a deadlocked child was reaped");
+                            break;
+                        case { Succeeded: false }:
+                            crashed++;
+                            break;
+                        default:
+                            finished++;
+                            wrong += region.AsSpan<long>()[i] == Fresh.Expected(r, i) ? 0 : 1;
+                            break;
+                    }
                 }
-                region.AsSpan<long>()[i] = scratch.Sum();
-                return 0;
-            });
-            var exits = group.WaitAll(TimeSpan.FromSeconds(30));
-            children += exits.Count;
-            hung += exits.Count(exit => exit is null);
-            crashed += exits.Count(exit => exit is { Succeeded: false });
-            for (int i = 0; i < PerRound; i++)
-            {
-                long expected = Enumerable.Range(0, 32).Sum(k => (long)r * 1_000_000 + i * 1_000 + k);
-                wrong += region.AsSpan<long>()[i] == expected ? 0 : 1;
             }
+        }
+        finally
+        {
+            neighbours.Dispose();
         }
         clock.Stop();
-        stop.Cancel();
-        foreach (Thread thread in allocators)
-        {
-            thread.Join();
-        }
 
         string summary = $"fork stress: {children} children in {clock.Elapsed.TotalSeconds:0.0} s " +
-            $"({clock.Elapsed.TotalMilliseconds / children:0.00} ms each, 2 allocating threads, {GC.CollectionCount(0) - gcsBefore} gen0 GCs in the parent): " +
-            $"{hung} hung, {crashed} crashed, {wrong} wrong values, {parentErrors} parent heap errors; " +
-            $"{ForkSupport.Retries - retriesBefore} forks redone by the library";
+            $"({clock.Elapsed.TotalMilliseconds / children:0.00} ms each) beside 2 allocating, 1 compiling and 1 type-loading thread, " +
+            $"children compiling code the parent never ran: {finished} finished, {deadlocked} deadlocked (killed and reported), " +
+            $"{hung} hung, {crashed} crashed, {wrong} wrong values, {neighbours.HeapErrors} parent heap errors; " +
+            $"{ForkSupport.Retries - retriesBefore} forks redone before any user code ran; longest WaitAll {longestWait.TotalSeconds:0.0} s";
         output.WriteLine(summary);
         File.WriteAllText(Path.Combine(AppContext.BaseDirectory, "fork-stress.txt"), summary + Environment.NewLine);
 
-        Assert.Equal(0, warm);
         Assert.Equal(Rounds * PerRound, children);
         Assert.Equal(0, hung);
+        Assert.True(longestWait < TimeSpan.FromSeconds(10), $"a WaitAll took {longestWait}");
         Assert.Equal(0, crashed);
         Assert.Equal(0, wrong);
-        Assert.Equal(0, parentErrors);
+        Assert.True(finished >= children * 95 / 100, summary);
+        Assert.Equal(0, neighbours.HeapErrors);
         Assert.Empty(Native.Children());
         Assert.True(ForkSupport.IsSupported);
+    }
+
+    private static class Fresh
+    {
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static long Compute(int round, int index)
+        {
+            var scratch = new long[32];
+            for (int k = 0; k < scratch.Length; k++)
+            {
+                scratch[k] = (long)round * 1_000_000 + index * 1_000 + k;
+            }
+            return scratch.Sum();
+        }
+
+        public static long Expected(int round, int index) =>
+            Enumerable.Range(0, 32).Sum(k => (long)round * 1_000_000 + index * 1_000 + k);
     }
 }

@@ -25,7 +25,7 @@ public class ForkTests
     {
         using Child child = Child.Fork(() => 42);
 
-        ChildExit exit = child.Wait();
+        ChildExit exit = child.WaitOrFail();
 
         Assert.Equal(42, exit.ExitCode);
         Assert.Null(exit.Signal);
@@ -46,7 +46,7 @@ public class ForkTests
             return 0;
         });
 
-        Assert.True(child.Wait().Succeeded);
+        Assert.True(child.WaitOrFail().Succeeded);
         Assert.Equal(0xC0FFEEL, region.Read<long>(8));
     }
 
@@ -62,7 +62,7 @@ public class ForkTests
             Native.Dup2(fd, 2);
             throw new InvalidOperationException("boom in the child");
         });
-        ChildExit exit = child.Wait();
+        ChildExit exit = child.WaitOrFail();
 
         Assert.Equal(Child.UnhandledExceptionExitCode, exit.ExitCode);
         Assert.Equal(70, exit.ExitCode);
@@ -79,7 +79,7 @@ public class ForkTests
         try
         {
             using Child child = Child.Fork(() => 0);
-            Assert.True(child.Wait().Succeeded);
+            Assert.True(child.WaitOrFail().Succeeded);
         }
         finally
         {
@@ -98,7 +98,7 @@ public class ForkTests
             return region.IsDisposed ? 0 : 1;
         });
 
-        Assert.True(child.Wait().Succeeded);
+        Assert.True(child.WaitOrFail().Succeeded);
         Assert.False(region.IsDisposed);
         Assert.True(ProcMaps.At(region.Address) is { IsAnonymousShared: true });
         region.Dispose();
@@ -120,7 +120,7 @@ public class ForkTests
 
         child.Signal(Native.SIGTERM);
 
-        ChildExit exit = child.Wait();
+        ChildExit exit = child.WaitOrFail();
         Assert.Equal(Native.SIGTERM, exit.Signal);
         Assert.Null(exit.ExitCode);
         Assert.Equal("killed by SIGTERM", exit.ToString());
@@ -146,7 +146,7 @@ public class ForkTests
 
         Assert.False(Native.Exists(pid));
         Assert.DoesNotContain(pid, Native.Children());
-        Assert.Throws<ObjectDisposedException>(() => child.Wait());
+        Assert.Throws<ObjectDisposedException>(() => child.WaitOrFail());
     }
 
     [Fact]
@@ -201,7 +201,7 @@ public class ForkTests
     {
         using Child child = Child.Fork(() => 7);
 
-        ChildExit exit = await child.WaitAsync();
+        ChildExit exit = await child.WaitAsync().WaitAsync(Waits.Bound);
 
         Assert.Equal(7, exit.ExitCode);
     }
@@ -216,7 +216,7 @@ public class ForkTests
             region.AsSpan<int>()[i] = (i + 1) * 100;
             return i;
         });
-        var exits = children.WaitAll();
+        var exits = children.WaitAll(Waits.Bound).Select(exit => exit ?? throw new TimeoutException("a child did not end")).ToArray();
 
         Assert.Equal(5, children.Pids.Distinct().Count());
         Assert.Equal([0, 1, 2, 3, 4], exits.Select(e => e.ExitCode!.Value));
@@ -280,7 +280,7 @@ public class ForkTests
         using var region = SharedRegion.CreateMemfd("orphan", 4096);
         using Child worker = Worker.Spawn(["orphan"], region);
 
-        Assert.Equal(Native.SIGKILL, worker.Wait().Signal);
+        Assert.Equal(Native.SIGKILL, worker.WaitOrFail().Signal);
         int grandchild = region.Read<int>(0);
         Assert.NotEqual(0, grandchild);
         Assert.True(Native.WaitGone(grandchild, Bound), $"grandchild {grandchild} outlived its parent");

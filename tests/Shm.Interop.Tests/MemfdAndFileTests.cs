@@ -122,7 +122,7 @@ public sealed class MemfdAndFileTests : IDisposable
             return 0;
         });
 
-        Assert.True(child.Wait().Succeeded);
+        Assert.True(child.WaitOrFail().Succeeded);
         Assert.Equal(1234L, region.Read<long>(8));
     }
 }

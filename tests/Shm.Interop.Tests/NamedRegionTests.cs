@@ -119,7 +119,7 @@ public sealed class NamedRegionTests : IDisposable
 
         using Child worker = Worker.Spawn(["open-denied", name]);
 
-        Assert.Equal(0, worker.Wait().ExitCode);
+        Assert.Equal(0, worker.WaitOrFail().ExitCode);
     }
 
     [Theory]
@@ -210,7 +210,7 @@ public sealed class NamedRegionTests : IDisposable
             return 0;
         });
 
-        Assert.True(child.Wait().Succeeded);
+        Assert.True(child.WaitOrFail().Succeeded);
         Assert.Equal(0xABCDEFL, region.Read<long>(100));
     }
 
@@ -221,7 +221,7 @@ public sealed class NamedRegionTests : IDisposable
 
         using Child worker = Worker.Spawn(["attach", "5"], region);
 
-        Assert.True(worker.Wait().Succeeded);
+        Assert.True(worker.WaitOrFail().Succeeded);
         Assert.Equal(5, region.AsSpan<int>()[1]);
     }
 

@@ -13,7 +13,7 @@ public class SpawnTests
         using var other = SharedRegion.CreateMemfd("not-passed", 4096);
 
         using Child worker = Worker.Spawn(["attach", "1000"], region);
-        ChildExit exit = worker.Wait();
+        ChildExit exit = worker.WaitOrFail();
 
         Assert.True(exit.Succeeded, exit.ToString());
         Assert.Equal(1, region.Read<int>(0)); // it held exactly one memfd: ours, not the other
@@ -29,7 +29,7 @@ public class SpawnTests
     {
         using var region = SharedRegion.CreateMemfd("cloexec", 4096);
         using Child shell = Child.Spawn("/bin/sh", ["-c", "exit 0"], region);
-        Assert.True(shell.Wait().Succeeded);
+        Assert.True(shell.WaitOrFail().Succeeded);
 
         string flags = System.IO.File.ReadAllText($"/proc/self/fdinfo/{region.Descriptor!.DangerousGetHandle()}");
         int value = Convert.ToInt32(flags.Split('\n')[1].Split('\t')[1], 8);
@@ -44,7 +44,7 @@ public class SpawnTests
 
         using Child shell = Child.Spawn("/bin/sh", ["-c", $"test \"$SHM_INHERITED_FDS\" = {fd} && test -e /proc/self/fd/{fd}"], region);
 
-        Assert.True(shell.Wait().Succeeded);
+        Assert.True(shell.WaitOrFail().Succeeded);
     }
 
     [Fact]

@@ -81,6 +81,23 @@ public static partial class Native
         }
     }
 
+    /// <summary>What the kernel says process <paramref name="pid"/> is doing: its state, threads, system call and wait channel.</summary>
+    public static string Describe(int pid)
+    {
+        try
+        {
+            string[] status = File.ReadAllLines($"/proc/{pid}/status");
+            string State(string key) => status.FirstOrDefault(line => line.StartsWith(key, StringComparison.Ordinal))?.Split('\t', 2)[1].Trim() ?? "?";
+            string syscall = File.ReadAllText($"/proc/{pid}/syscall").Trim();
+            string wchan = File.ReadAllText($"/proc/{pid}/wchan").Trim();
+            return $"process {pid}: state {State("State:")}, {State("Threads:")} thread(s), syscall \"{syscall}\", wchan {wchan}";
+        }
+        catch (IOException)
+        {
+            return $"process {pid}: gone from /proc";
+        }
+    }
+
     /// <summary>True if /proc has any entry for <paramref name="pid"/>, zombie included.</summary>
     public static bool Exists(int pid) => Directory.Exists($"/proc/{pid}");
 

@@ -5,7 +5,6 @@ namespace Shm.Interop;
 // <spawn.h>: start a program without running any of this process's code in the child.
 internal static partial class Libc
 {
-    internal const short POSIX_SPAWN_SETSIGDEF = 0x04;
     internal const short POSIX_SPAWN_SETSIGMASK = 0x08;
 
     /// <summary>Room for glibc's posix_spawn_file_actions_t (80 bytes on x86-64 and arm64).</summary>
@@ -39,7 +38,4 @@ internal static partial class Libc
 
     [LibraryImport(Name, EntryPoint = "posix_spawnattr_setsigmask")]
     internal static unsafe partial int posix_spawnattr_setsigmask(void* attributes, SigSet* mask);
-
-    [LibraryImport(Name, EntryPoint = "posix_spawnattr_setsigdefault")]
-    internal static unsafe partial int posix_spawnattr_setsigdefault(void* attributes, SigSet* signals);
 }

@@ -61,10 +61,11 @@ public sealed partial class Child
         var strings = new List<nint>();
         byte* fileActions = stackalloc byte[Libc.SpawnFileActionsSize];
         byte* attributes = stackalloc byte[Libc.SpawnAttrSize];
-        Libc.posix_spawn_file_actions_init(fileActions);
-        Libc.posix_spawnattr_init(attributes);
+        Check(Libc.posix_spawn_file_actions_init(fileActions), "posix_spawn_file_actions_init");
+        int attributesReady = Libc.posix_spawnattr_init(attributes);
         try
         {
+            Check(attributesReady, "posix_spawnattr_init");
             var numbers = new int[fds.Length];
             for (int i = 0; i < fds.Length; i++)
             {
@@ -73,13 +74,13 @@ public sealed partial class Child
                 Check(Libc.posix_spawn_file_actions_adddup2(fileActions, numbers[i], numbers[i]), "posix_spawn_file_actions_adddup2");
             }
 
-            // The child starts with every signal at its default and none blocked, like a shell's child.
-            Libc.SigSet all, none;
-            Libc.sigfillset(&all);
+            // Dispositions as exec leaves them (and as Process.Start does): handlers become the
+            // default, what this process ignores stays ignored (nohup's SIGHUP; the runtime's SIGPIPE).
+            // The child starts with no signal blocked, like a shell's child.
+            Libc.SigSet none;
             Libc.sigemptyset(&none);
-            Check(Libc.posix_spawnattr_setsigdefault(attributes, &all), "posix_spawnattr_setsigdefault");
             Check(Libc.posix_spawnattr_setsigmask(attributes, &none), "posix_spawnattr_setsigmask");
-            Check(Libc.posix_spawnattr_setflags(attributes, Libc.POSIX_SPAWN_SETSIGDEF | Libc.POSIX_SPAWN_SETSIGMASK), "posix_spawnattr_setflags");
+            Check(Libc.posix_spawnattr_setflags(attributes, Libc.POSIX_SPAWN_SETSIGMASK), "posix_spawnattr_setflags");
 
             byte** args = NullTerminated(argv, strings);
             byte** env = NullTerminated(ChildEnvironment(fds.Length == 0 ? null : string.Join(',', numbers)), strings);
@@ -90,11 +91,16 @@ public sealed partial class Child
             {
                 throw new ShmException("posix_spawnp", error, fileName);
             }
-            return new Child(pid, ForkOptions.Default.TerminateGracePeriod);
+            // The new program cannot have been reaped by anyone else before this: only a reaper of
+            // every child (pid 1) could, and then only after it exits.
+            return Adopt(pid, ForkOptions.Default.TerminateGracePeriod, forked: false, index: 0);
         }
         finally
         {
-            Libc.posix_spawnattr_destroy(attributes);
+            if (attributesReady == 0)
+            {
+                Libc.posix_spawnattr_destroy(attributes);
+            }
             Libc.posix_spawn_file_actions_destroy(fileActions);
             foreach (nint p in strings)
             {

@@ -14,45 +14,91 @@ namespace Shm.Interop;
 /// the object. A child whose owner is forgotten is killed and reaped when the object is collected.
 /// </summary>
 /// <remarks>
-/// <para>A forked child runs its body in a copy of this process with one thread. It
-/// may read and write shared regions, compute, allocate up to <see cref="ForkOptions.AllocationBudget"/>,
-/// throw and catch, and call libc. It must not start tasks or threads, use the thread pool, take locks
-/// other threads may have held (including <see cref="Console"/>'s), or wait for other threads: they
-/// do not exist in the child. It ends with <c>_exit</c>: no finalizer, <c>ProcessExit</c> handler or
+/// <para>A forked child runs its body in a copy of this process with one thread. It may read and write
+/// shared regions, compute, allocate up to <see cref="ForkOptions.AllocationBudget"/>, throw and
+/// catch, and call libc. It must not start tasks or threads, use the thread pool, take locks other
+/// threads may have held (including <see cref="Console"/>'s), or wait for other threads: they do not
+/// exist in the child. It ends with <c>_exit</c>: no finalizer, <c>ProcessExit</c> handler or
 /// <c>atexit</c> runs, and the parent's regions are not unmapped by the child's objects. For anything
 /// else, spawn a fresh process.</para>
+/// <para>Every wait on a forked child watches for the one deadlock a forked .NET process can fall
+/// into: its only thread waiting for ever on a runtime lock that another parent thread held at the
+/// instant of the fork. Such a child is killed and reaped within about half a second, and its
+/// <see cref="ChildExit"/> says <see cref="ChildExit.Deadlocked"/>.</para>
+/// <para>The child is reached through a pidfd, so a wait or a signal can never reach another process
+/// that got the same pid after somebody else reaped this one (a process running as pid 1, or a
+/// SIGCHLD handler that reaps every child).</para>
 /// <para>Fork needs the runtime configured for it (see <see cref="ForkSupport"/>); spawn does not.</para>
 /// </remarks>
 public sealed partial class Child : IDisposable
 {
-    /// <summary>The exit status of a forked child whose body threw (its message goes to stderr): 70, EX_SOFTWARE.</summary>
+    /// <summary>The exit status of a forked child whose body threw or returned a code outside 0 to 255 (its message goes to stderr): 70, EX_SOFTWARE.</summary>
     public const int UnhandledExceptionExitCode = 70;
 
     private readonly SafeChildHandle _handle;
     private readonly TimeSpan _grace;
     private readonly Lock _gate = new();
+    private readonly DeadlockWatch? _watch;
+    private readonly int _owner;
     private ChildExit? _exit;
     private volatile bool _disposed;
 
-    internal Child(int pid, TimeSpan grace)
+    private Child(SafeChildHandle handle, TimeSpan grace, bool forked, int index)
     {
-        // A pidfd lets waits time out without polling; it cannot outlive the pid's reuse.
-        int pidfd = (int)Libc.syscall(Libc.SYS_pidfd_open, pid, 0, 0, 0, 0, 0);
-        _handle = new SafeChildHandle(pid, pidfd);
+        _handle = handle;
         _grace = grace;
+        _watch = forked ? new DeadlockWatch(handle.Pid) : null;
+        _owner = Libc.getpid();
+        Index = index;
+    }
+
+    /// <summary>
+    /// Takes ownership of <paramref name="pid"/>, a child just started and not yet able to end by
+    /// itself. If its pidfd cannot be opened the child is killed and reaped, and the errno thrown.
+    /// </summary>
+    internal static unsafe Child Adopt(int pid, TimeSpan grace, bool forked, int index)
+    {
+        int pidfd = Libc.pidfd_open(pid);
+        if (pidfd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            Libc.kill(pid, Libc.SIGKILL);
+            Libc.SigInfo info;
+            while (Libc.waitid(Libc.P_PID, pid, &info, Libc.WEXITED) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
+            {
+            }
+            throw new ShmException("pidfd_open", errno, $"child {pid}, which was killed and reaped; Shm reaches children through pidfds (Linux 5.4+)");
+        }
+        return new Child(new SafeChildHandle(pid, pidfd), grace, forked, index);
     }
 
     /// <summary>The child's process id.</summary>
     public int Pid => _handle.Pid;
 
-    /// <summary>How the child ended if it was reaped already, else null (does not block).</summary>
+    /// <summary>True once <see cref="Dispose"/> ran (the child was terminated if need be, and reaped).</summary>
+    public bool IsDisposed => _disposed;
+
+    /// <summary>The child's index in its <see cref="Children"/> group (0 for a single child).</summary>
+    internal int Index { get; }
+
+    /// <summary>True for a forked child: its waits watch for a runtime deadlock.</summary>
+    internal bool IsForked => _watch is not null;
+
+    internal SafeChildHandle Handle => _handle;
+
+    /// <summary>How the child ended if it ended already, else null (does not block).</summary>
+    /// <exception cref="ShmException"><c>waitid</c> failed.</exception>
     public ChildExit? Exit
     {
         get
         {
+            if (_exit is ChildExit exit || _disposed)
+            {
+                return _exit;
+            }
             lock (_gate)
             {
-                return _exit ?? Reap(Libc.WNOHANG);
+                return TryReapLocked();
             }
         }
     }
@@ -61,49 +107,58 @@ public sealed partial class Child : IDisposable
     /// <param name="body">The child's work; see the remarks on <see cref="Child"/> for what it may do.</param>
     /// <param name="options">Tuning; <see cref="ForkOptions.Default"/> if null.</param>
     /// <exception cref="NotSupportedException">The runtime is not configured for fork; the message names the fix.</exception>
-    /// <exception cref="ShmException"><c>fork</c> failed (e.g. EAGAIN over RLIMIT_NPROC).</exception>
+    /// <exception cref="InvalidOperationException">This process is itself a forked child.</exception>
+    /// <exception cref="ShmException"><c>fork</c> failed (e.g. EAGAIN over RLIMIT_NPROC), or <c>pidfd_open</c> did.</exception>
     /// <exception cref="TimeoutException">The child did not start after every attempt.</exception>
     public static Child Fork(Func<int> body, ForkOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Forker.Fork(1, _ => body(), options ?? ForkOptions.Default)[0];
+        return Forker.Fork(1, body, new SingleBody(body).Run, options ?? ForkOptions.Default)[0];
     }
 
-    /// <summary>Waits for the child to end and reaps it.</summary>
+    /// <summary>Waits for the child to end and reaps it. A forked child found deadlocked is killed and reported (<see cref="ChildExit.Deadlocked"/>).</summary>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
     public ChildExit Wait() => Wait(Timeout.InfiniteTimeSpan)!;
 
     /// <summary>Waits up to <paramref name="timeout"/> for the child to end; null if it is still running.</summary>
     /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
-    public ChildExit? Wait(TimeSpan timeout) => WaitUntil(Deadline(timeout));
+    /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
+    public ChildExit? Wait(TimeSpan timeout)
+    {
+        long deadline = Deadline(timeout);
+        ThrowIfUnusable();
+        return ChildWaits.WaitAll([this], deadline)[0];
+    }
 
-    /// <summary>Waits until <paramref name="deadline"/> (a <see cref="Deadline"/>); null if the child still runs then.</summary>
-    internal ChildExit? WaitUntil(long deadline) => WaitUntil(deadline, CancellationToken.None);
-
-    /// <summary>Waits for the child to end without blocking the caller's thread.</summary>
+    /// <summary>
+    /// Waits for the child to end without blocking a thread: one watcher thread serves every
+    /// asynchronous wait of the process, through an epoll set of pidfds.
+    /// </summary>
     /// <param name="cancellationToken">Stops waiting (the child keeps running).</param>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
-    public Task<ChildExit> WaitAsync(CancellationToken cancellationToken = default) =>
-        Task.Factory.StartNew(
-            () => WaitUntil(long.MaxValue, cancellationToken)!,
-            cancellationToken,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default);
+    /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
+    public Task<ChildExit> WaitAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfUnusable();
+        return ChildWatcher.WaitAsync(this, cancellationToken);
+    }
 
-    /// <summary>Sends <paramref name="signal"/> to the child (nothing if it was reaped already).</summary>
+    /// <summary>Sends <paramref name="signal"/> to the child, through its pidfd (nothing if it ended already).</summary>
     /// <param name="signal">A signal number, e.g. 15 for SIGTERM.</param>
-    /// <exception cref="ShmException"><c>kill</c> failed.</exception>
+    /// <exception cref="ShmException"><c>pidfd_send_signal</c> failed (EINVAL for a bad signal number).</exception>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
     public void Signal(int signal)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfUnusable();
         lock (_gate)
         {
-            // Until it is reaped the pid cannot be reused, so this reaches our child and no other.
-            if (_exit is null && Libc.kill(Pid, signal) != 0)
+            if (TryReapLocked() is null)
             {
-                throw ShmException.FromLastError("kill", $"pid {Pid}");
+                SendLocked(signal);
             }
         }
     }
@@ -111,85 +166,147 @@ public sealed partial class Child : IDisposable
     /// <summary>Ends the child if it still runs (SIGTERM, the grace period, SIGKILL) and reaps it. Twice does nothing.</summary>
     public void Dispose() => TerminateAll([this]);
 
-    /// <summary>Terminates several children together, so their grace periods overlap.</summary>
+    /// <summary>
+    /// Terminates several children together: SIGTERM to each, one shared grace period, SIGKILL to the
+    /// rest, and a reap of every one, whatever any single child throws.
+    /// </summary>
     internal static void TerminateAll(IEnumerable<Child?> children)
     {
         var running = new List<Child>();
+        var all = new List<Child>();
+        List<Exception>? failures = null;
+        int self = Libc.getpid();
+        TimeSpan grace = TimeSpan.Zero;
         foreach (Child? child in children)
         {
-            if (child is not null && !child._disposed)
+            if (child is null || child._disposed)
             {
-                child._disposed = true;
-                if (child.Exit is null)
+                continue;
+            }
+            child._disposed = true;
+            if (child._owner != self)
+            {
+                continue; // a copy inherited by a forked child: the parent owns that process
+            }
+            all.Add(child);
+            try
+            {
+                lock (child._gate)
                 {
-                    Libc.kill(child.Pid, Libc.SIGTERM);
-                    running.Add(child);
-                }
-                else
-                {
-                    child._handle.Dispose();
+                    if (child.TryReapLocked() is null)
+                    {
+                        child.SendLocked(Libc.SIGTERM);
+                        running.Add(child);
+                        grace = grace > child._grace ? grace : child._grace;
+                    }
                 }
             }
+            catch (Exception failure)
+            {
+                (failures ??= []).Add(failure);
+                running.Add(child);
+            }
+        }
+        try
+        {
+            ChildWaits.WaitAll(running, Deadline(grace));
+        }
+        catch (Exception failure)
+        {
+            (failures ??= []).Add(failure);
         }
         foreach (Child child in running)
         {
-            if (child.WaitUntil(Deadline(child._grace), CancellationToken.None, ignoreDisposed: true) is null)
+            try
             {
-                child.KillAndReap();
+                child.KillAndReap(deadlocked: false);
             }
+            catch (Exception failure)
+            {
+                (failures ??= []).Add(failure);
+            }
+        }
+        foreach (Child child in all)
+        {
             child._handle.Dispose();
+        }
+        if (failures is not null)
+        {
+            throw failures.Count == 1 ? failures[0] : new AggregateException(failures);
         }
     }
 
+    /// <summary>Reaps the child if it ended; null while it runs. Never blocks.</summary>
+    internal ChildExit? TryReap()
+    {
+        if (_exit is ChildExit exit)
+        {
+            return exit;
+        }
+        lock (_gate)
+        {
+            return TryReapLocked();
+        }
+    }
+
+    /// <summary>Reads the child's state; if its deadlock is confirmed, kills and reaps it and returns true.</summary>
+    internal bool CheckDeadlock()
+    {
+        if (_watch is null || _exit is not null || !_watch.Check())
+        {
+            return false;
+        }
+        KillAndReap(deadlocked: true);
+        return true;
+    }
+
     /// <summary>SIGKILL and a blocking reap, for a child that must go now.</summary>
-    internal void KillAndReap()
+    internal void KillAndReap(bool deadlocked)
     {
         lock (_gate)
         {
-            if (_exit is null)
+            if (TryReapLocked() is null)
             {
-                Libc.kill(Pid, Libc.SIGKILL);
-                Reap(0);
+                SendLocked(Libc.SIGKILL);
+                ReapBlockingLocked();
+                if (deadlocked && _exit is not null)
+                {
+                    _exit = _exit with { Deadlocked = true };
+                }
             }
         }
+    }
+
+    /// <summary>Reads a forked child's state from /proc.</summary>
+    internal ThreadSample Sample() => ThreadSample.Read(_watch!.Paths);
+
+    /// <summary>Marks the child disposed and releases its pidfd after a kill and reap: for children the fork path gives up on.</summary>
+    internal void Discard()
+    {
+        KillAndReap(deadlocked: false);
         _disposed = true;
         _handle.Dispose();
     }
 
-    private unsafe ChildExit? WaitUntil(long deadline, CancellationToken cancellationToken, bool ignoreDisposed = false)
+    internal void ThrowIfUnusable()
     {
-        if (!ignoreDisposed)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_owner != Libc.getpid())
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            throw new InvalidOperationException($"Child {Pid} belongs to process {_owner}: a forked child cannot wait for or signal a sibling it inherited.");
         }
+    }
+
+    private void SendLocked(int signal)
+    {
         bool added = false;
         try
         {
             _handle.DangerousAddRef(ref added);
-            int pidfd = (int)_handle.DangerousGetHandle();
-            while (true)
+            // ESRCH: it ended and is not reaped yet; the next reap records how.
+            if (Libc.pidfd_send_signal((int)_handle.DangerousGetHandle(), signal) != 0 && Marshal.GetLastPInvokeError() != Errno.ESRCH)
             {
-                if (Exit is ChildExit exit)
-                {
-                    return exit;
-                }
-                long remaining = deadline == long.MaxValue ? long.MaxValue : deadline - Stopwatch.GetTimestamp();
-                if (remaining <= 0)
-                {
-                    return null;
-                }
-                // Wake at least every 100 ms to observe cancellation.
-                int milliseconds = (int)Math.Min(cancellationToken.CanBeCanceled ? 100 : int.MaxValue, remaining * 1000 / Stopwatch.Frequency + 1);
-                cancellationToken.ThrowIfCancellationRequested();
-                if (pidfd >= 0)
-                {
-                    Libc.PollFd poll = new() { Fd = pidfd, Events = Libc.POLLIN };
-                    Libc.poll(&poll, 1, deadline == long.MaxValue && !cancellationToken.CanBeCanceled ? -1 : milliseconds);
-                }
-                else
-                {
-                    Thread.Sleep(Math.Min(milliseconds, 10)); // no pidfd (Linux before 5.3): poll waitpid
-                }
+                throw ShmException.FromLastError("pidfd_send_signal", $"child {Pid}, signal {signal}");
             }
         }
         finally
@@ -202,34 +319,92 @@ public sealed partial class Child : IDisposable
     }
 
     /// <summary>
-    /// <c>waitpid</c> with <paramref name="options"/> (0 blocks, WNOHANG does not): records how the
-    /// child ended and returns it, or null if it still runs. Call under <see cref="_gate"/>.
+    /// <c>waitid</c> on the pidfd: records and returns how the child ended, or null while it runs.
+    /// Blocks only if <paramref name="block"/> (after SIGKILL). Call under <see cref="_gate"/>.
     /// </summary>
-    private unsafe ChildExit? Reap(int options)
+    private unsafe ChildExit? ReapLocked(bool block)
     {
-        int status;
-        int result;
-        while ((result = Libc.waitpid(Pid, &status, options)) < 0)
+        if (_exit is not null)
         {
-            if (Marshal.GetLastPInvokeError() != Errno.EINTR)
+            return _exit;
+        }
+        bool added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            int pidfd = (int)_handle.DangerousGetHandle();
+            Libc.SigInfo info = default;
+            while (Libc.waitid(Libc.P_PIDFD, pidfd, &info, block ? Libc.WEXITED : Libc.WEXITED | Libc.WNOHANG) < 0)
             {
-                throw ShmException.FromLastError("waitpid", $"pid {Pid}");
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Errno.ECHILD)
+                {
+                    return EndedElsewhere(pidfd, block);
+                }
+                if (errno != Errno.EINTR)
+                {
+                    throw new ShmException("waitid", errno, $"child {Pid}");
+                }
+            }
+            return info.Pid == 0 ? null : Record(ChildExit.FromSigInfo(Pid, info.Code, info.Status));
+        }
+        finally
+        {
+            if (added)
+            {
+                _handle.DangerousRelease();
             }
         }
-        if (result != Pid)
+    }
+
+    private ChildExit? TryReapLocked() => ReapLocked(block: false);
+
+    private void ReapBlockingLocked() => ReapLocked(block: true);
+
+    /// <summary>
+    /// waitid said ECHILD: somebody else reaps the child (a process running as pid 1 reaps every
+    /// child; so does a SIGCHLD handler that calls waitpid(-1)). The pidfd still tells whether it ended
+    /// and, on Linux 6.15+, how.
+    /// </summary>
+    private unsafe ChildExit? EndedElsewhere(int pidfd, bool block)
+    {
+        Libc.PollFd poll = new() { Fd = pidfd, Events = Libc.POLLIN };
+        // After SIGKILL the other reaper needs a moment; otherwise look without waiting.
+        if (Libc.poll(&poll, 1, block ? 5000 : 0) != 1)
         {
             return null;
         }
+        return Record(Libc.ExitStatusOfReaped(pidfd) is int status
+            ? ChildExit.FromWaitStatus(Pid, status) with { ReapedElsewhere = true }
+            : new ChildExit(Pid, null, null) { ReapedElsewhere = true });
+    }
+
+    private ChildExit Record(ChildExit exit)
+    {
         _handle.Reaped = true;
-        return _exit = ChildExit.FromStatus(Pid, status);
+        return _exit = exit;
     }
 
     /// <summary>The <see cref="Stopwatch"/> timestamp <paramref name="timeout"/> from now; <see cref="long.MaxValue"/> for ever.</summary>
-    internal static long Deadline(TimeSpan timeout) =>
-        timeout == Timeout.InfiniteTimeSpan
-            ? long.MaxValue
-            : Stopwatch.GetTimestamp() + (long)(Math.Max(0, timeout.TotalSeconds) * Stopwatch.Frequency);
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    internal static long Deadline(TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            return long.MaxValue;
+        }
+        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
+        double ticks = timeout.TotalSeconds * Stopwatch.Frequency;
+        long now = Stopwatch.GetTimestamp();
+        return ticks >= long.MaxValue - now ? long.MaxValue : now + (long)ticks;
+    }
 
     /// <inheritdoc/>
     public override string ToString() => $"child {Pid} ({(_exit is null ? "running or unreaped" : _exit.ToString())})";
+
+    /// <summary>Adapts a <see cref="Func{TResult}"/> body to the fork path's indexed body.</summary>
+    private sealed class SingleBody(Func<int> body)
+    {
+        public int Run(int index) => body();
+    }
 }

@@ -10,6 +10,7 @@ namespace Shm.Interop;
 /// path once (with the harmful calls skipped) so that, in the child, nothing is compiled, bound or
 /// initialised for the first time: those steps take runtime locks that another thread of the
 /// parent may have held at the instant of the fork, and in the child nobody would ever release them.
+/// Whatever the body does, the child ends in <c>_exit</c>: it never returns into the parent's frames.
 /// </summary>
 internal static unsafe class ChildEntry
 {
@@ -17,26 +18,38 @@ internal static unsafe class ChildEntry
     private const int AllocatorProbeBytes = 32 * 1024;
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public static void Run(Func<int, int> body, int index, int* started, int parent, Libc.SigSet* mask, bool rehearsal)
+    public static void Run(Func<int, int> body, int index, int* slot, int* reports, int parent, Libc.SigSet* mask, bool rehearsal)
     {
-        int code;
+        int code = Child.UnhandledExceptionExitCode;
         try
         {
+            if (!rehearsal)
+            {
+                Forker.MarkForkedChild();
+            }
             ResetSignals(rehearsal);
             SetDeathSignal(parent, rehearsal);
             Libc.pthread_sigmask(Libc.SIG_SETMASK, mask, null);
             ProbeAllocator();
-            Report(started);
-            code = body(index);
+            if (!rehearsal)
+            {
+                RuntimeLockProbe.Run();
+            }
+            Report(slot, reports);
+            AwaitGo(slot);
+            code = ExitCode(body(index), rehearsal);
         }
         catch (Exception exception)
         {
-            PrintUnhandled(exception, rehearsal);
             code = Child.UnhandledExceptionExitCode;
+            PrintUnhandled(exception, rehearsal); // if even this throws, the finally still ends the process
         }
-        if (!rehearsal)
+        finally
         {
-            Libc._exit(code);
+            if (!rehearsal)
+            {
+                Libc._exit(code);
+            }
         }
     }
 
@@ -84,20 +97,58 @@ internal static unsafe class ChildEntry
     private static void ProbeAllocator() => GC.KeepAlive(new byte[AllocatorProbeBytes]);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Report(int* started)
+    private static void Report(int* slot, int* reports)
     {
-        Volatile.Write(ref *started, 1);
-        Libc.syscall(Libc.SYS_futex, (nint)started, Libc.FUTEX_WAKE, int.MaxValue, 0, 0, 0);
+        Interlocked.Or(ref *slot, Forker.Started);
+        Interlocked.Increment(ref *reports);
+        Libc.FutexWakeShared(reports);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void AwaitGo(int* slot)
+    {
+        int value;
+        while (((value = Volatile.Read(ref *slot)) & Forker.Go) == 0)
+        {
+            Libc.FutexWaitShared(slot, value, null); // shared, so never mistaken for a deadlock
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int ExitCode(int code, bool rehearsal)
+    {
+        if (code is >= 0 and <= 255)
+        {
+            return code;
+        }
+        // The kernel keeps only the low 8 bits: 256 would read as a success.
+        Print($"Forked child {Libc.getpid()}: the body returned {code}; an exit status is 0 to 255.\n", rehearsal);
+        return Child.UnhandledExceptionExitCode;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void PrintUnhandled(Exception exception, bool rehearsal)
     {
-        // Console takes locks another parent thread may have held at the fork: write(2) directly.
-        byte[] text = Encoding.UTF8.GetBytes($"Unhandled exception in forked child {Libc.getpid()}: {exception.GetType().FullName}: {exception.Message}\n");
-        fixed (byte* bytes = text)
+        string text;
+        try
         {
-            Libc.write(2, bytes, rehearsal ? 0 : (nuint)text.Length);
+            text = $"Unhandled exception in forked child {Libc.getpid()}: {exception.GetType().FullName}: {exception.Message}\n";
+        }
+        catch (Exception)
+        {
+            text = $"Unhandled exception in forked child {Libc.getpid()} (its message could not be read).\n";
+        }
+        Print(text, rehearsal);
+    }
+
+    // Console takes locks another parent thread may have held at the fork: write(2) directly.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Print(string text, bool rehearsal)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(text);
+        fixed (byte* start = bytes)
+        {
+            Libc.write(2, start, rehearsal ? 0 : (nuint)bytes.Length);
         }
     }
 }

@@ -8,10 +8,10 @@ using System.Threading.Tasks;
 namespace Shm.Interop;
 
 /// <summary>
-/// A group of forked children that run the same body with their index: the post's "fork N
-/// children, each runs run_app(i, ptr), wait for all". If forking child k fails, children 0..k-1
-/// are terminated and reaped before the exception leaves. Disposing terminates and reaps every
-/// child not yet reaped, with one shared grace period.
+/// A group of forked children that run the same body with their index: fork N children, each runs
+/// <c>body(i)</c>, wait for all. If forking child k fails, children 0..k-1 are terminated and reaped
+/// before the exception leaves. Disposing terminates and reaps every child not yet reaped, with one
+/// shared grace period.
 /// </summary>
 public sealed class Children : IDisposable, IReadOnlyList<Child>
 {
@@ -25,10 +25,14 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     /// <param name="options">Tuning; <see cref="ForkOptions.Default"/> if null.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is below 1.</exception>
     /// <exception cref="NotSupportedException">The runtime is not configured for fork; the message names the fix.</exception>
+    /// <exception cref="InvalidOperationException">This process is itself a forked child.</exception>
     /// <exception cref="ShmException"><c>fork</c> failed; the children already started were terminated and reaped.</exception>
     /// <exception cref="TimeoutException">A child did not start after every attempt; the others were terminated and reaped.</exception>
-    public static Children Fork(int count, Func<int, int> body, ForkOptions? options = null) =>
-        new(Forker.Fork(count, body, options ?? ForkOptions.Default));
+    public static Children Fork(int count, Func<int, int> body, ForkOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return new(Forker.Fork(count, body, body, options ?? ForkOptions.Default));
+    }
 
     /// <summary>The children's process ids, by index.</summary>
     public IReadOnlyList<int> Pids => _children.Select(child => child.Pid).ToArray();
@@ -40,25 +44,30 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     /// <param name="index">The index the child's body received.</param>
     public Child this[int index] => _children[index];
 
-    /// <summary>Waits for every child and reaps it; exits by index.</summary>
-    /// <exception cref="ObjectDisposedException">The group was disposed.</exception>
-    public IReadOnlyList<ChildExit> WaitAll() => _children.Select(child => child.Wait()).ToArray();
+    /// <summary>Waits for every child and reaps it; exits by index. Deadlocked children are killed and reported (<see cref="ChildExit.Deadlocked"/>).</summary>
+    /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
+    public IReadOnlyList<ChildExit> WaitAll() => WaitAll(Timeout.InfiniteTimeSpan).Select(exit => exit!).ToArray();
 
     /// <summary>Waits up to <paramref name="timeout"/> in all; by index, null for children still running.</summary>
-    /// <param name="timeout">The total time to wait.</param>
-    /// <exception cref="ObjectDisposedException">The group was disposed.</exception>
+    /// <param name="timeout">The total time to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
     public IReadOnlyList<ChildExit?> WaitAll(TimeSpan timeout)
     {
         long deadline = Child.Deadline(timeout);
-        return _children.Select(child => child.WaitUntil(deadline)).ToArray();
+        foreach (Child child in _children)
+        {
+            child.ThrowIfUnusable();
+        }
+        return ChildWaits.WaitAll(_children, deadline);
     }
 
-    /// <summary>Waits for every child without blocking the caller's thread.</summary>
+    /// <summary>Waits for every child without blocking a thread (one watcher thread serves all asynchronous waits).</summary>
     /// <param name="cancellationToken">Stops waiting (the children keep running).</param>
     public async Task<IReadOnlyList<ChildExit>> WaitAllAsync(CancellationToken cancellationToken = default) =>
         await Task.WhenAll(_children.Select(child => child.WaitAsync(cancellationToken))).ConfigureAwait(false);
 
-    /// <summary>Terminates (SIGTERM, grace period, SIGKILL) and reaps every child not yet reaped. Twice does nothing.</summary>
+    /// <summary>Terminates (SIGTERM, one shared grace period, SIGKILL) and reaps every child not yet reaped. Twice does nothing.</summary>
     public void Dispose() => Child.TerminateAll(_children);
 
     /// <inheritdoc/>

@@ -16,14 +16,19 @@ public sealed class ForkOptions
     public long AllocationBudget { get; init; } = 16L << 20;
 
     /// <summary>
-    /// How long a new child has to report that it is running (default 2 s). A child that does not
-    /// (it inherited a runtime lock that another parent thread held at the fork) is killed, reaped
-    /// and forked again, so a rare stuck fork becomes a retry instead of a hang.
+    /// How long one attempt at starting a child may take before it is killed and forked again
+    /// (default 2 s). Most stuck children are seen much sooner: one that inherited a lock another
+    /// parent thread held at the fork waits for ever on a private futex, or spins, before it runs
+    /// any code of yours, and is retried within milliseconds. The timeout is the last resort.
     /// </summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>How many times a child that did not start is forked again before giving up (default 3).</summary>
-    public int StartAttempts { get; init; } = 3;
+    /// <summary>
+    /// How many times one child is forked before giving up with a <see cref="TimeoutException"/>
+    /// (default 100). Retries are cheap (a fork each) and safe (no user code ran in a discarded
+    /// child); beside threads that compile code or load types without pause, several in a row are normal.
+    /// </summary>
+    public int StartAttempts { get; init; } = 100;
 
     /// <summary>
     /// How long disposing an unreaped child waits after SIGTERM before it sends SIGKILL (default 2 s).

@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using System.Threading;
 
 namespace Shm.Interop;
@@ -15,13 +16,14 @@ namespace Shm.Interop;
 /// <item>Tiered compilation (on by default): background recompilation and call counting take
 /// runtime locks and suspend threads; children hang when one of them is in flight.</item>
 /// </list>
+/// A NativeAOT app has neither (no JIT at all) and forks without configuration.
 /// </summary>
 public static class ForkSupport
 {
     private static readonly Lazy<string?> Problem = new(Diagnose);
 
     /// <summary>The MSBuild property that configures an app for fork.</summary>
-    public const string MsBuildSwitch = "<ShmEnableFork>true</ShmEnableFork>";
+    internal const string MsBuildSwitch = "<ShmEnableFork>true</ShmEnableFork>";
 
     /// <summary>True if this process may use <see cref="Child.Fork(Func{int}, ForkOptions?)"/>.</summary>
     public static bool IsSupported => Problem.Value is null;
@@ -32,9 +34,10 @@ public static class ForkSupport
     private static long s_retries;
 
     /// <summary>
-    /// Forks redone so far in this process: children killed and forked again because a GC
-    /// overlapped their fork or they did not start in time. Steady growth means other threads
-    /// allocate hard while forking; each retry costs a fork (or the start timeout).
+    /// Forks redone so far in this process: children killed and forked again, before running any
+    /// code of yours, because a GC overlapped their fork or they could not start (they inherited a
+    /// lock another thread held at the instant of the fork). Steady growth means other threads
+    /// compile, load types or allocate hard while forking; each retry costs a fork.
     /// </summary>
     public static long Retries => Interlocked.Read(ref s_retries);
 
@@ -53,6 +56,10 @@ public static class ForkSupport
         if (!OperatingSystem.IsLinux())
         {
             return "Shm forks only on Linux.";
+        }
+        if (!RuntimeFeature.IsDynamicCodeCompiled)
+        {
+            return null; // NativeAOT: no JIT, no double-mapped code, no tiering, no type loading at run time
         }
         bool doubleMapped = File.ReadLines("/proc/self/maps").Any(line => line.Contains("doublemapper", StringComparison.Ordinal));
         bool tiered = TieredCompilationEnabled();

@@ -11,56 +11,106 @@ namespace Shm.Interop;
 
 /// <summary>
 /// Forks children that run a managed body and never return into the runtime. One fork at a time
-/// per process: the no-GC region and the start handshake page are process-wide.
+/// per process: the no-GC region and the handshake page are process-wide.
 /// </summary>
+/// <remarks>
+/// The handshake: each child has one int in a shared page. The child sets <see cref="Started"/> once
+/// it has taken, once, the runtime locks its body is likely to need (<see cref="RuntimeLockProbe"/>);
+/// the parent, which took the child's pidfd right after the fork, answers with <see cref="Go"/>, and
+/// only then does the child run its body. So the child cannot end (and be reaped by anyone) before
+/// the parent can name it, and a child the parent gives up on has run no user code. A child
+/// that cannot report (it inherited a lock another parent thread held at the instant of the fork)
+/// shows itself in milliseconds: its only thread waits for ever on a private futex, or burns CPU in a
+/// spin lock. It is killed and forked again; no user code ran in it.
+/// </remarks>
 internal static unsafe class Forker
 {
-    /// <summary>Children forked per batch: one handshake slot (an int) each in one page.</summary>
+    /// <summary>Children forked per batch: one handshake int each, and the report counter after them.</summary>
     private const int Slots = 1024;
+
+    /// <summary>Set by the child in its slot: it took the runtime's locks and is about to wait for <see cref="Go"/>.</summary>
+    internal const int Started = 1;
+
+    /// <summary>Set by the parent in a child's slot once it saw <see cref="Started"/>: the body may run.</summary>
+    internal const int Go = 2;
 
     /// <summary>Rounds in which some fork overlapped a GC, before giving up (each retries at once).</summary>
     private const int MaxOverlappedRounds = 1000;
 
+    /// <summary>CPU time a child may spend before reporting; its path takes a few milliseconds, a spin on a dead thread's lock far more.</summary>
+    private const long StartCpuLimitNanoseconds = 250_000_000;
+
+    /// <summary>
+    /// Times a child may block or sleep before reporting. Its path blocks nowhere; a spin lock that
+    /// sleeps between tries (waiting for a dead thread) does so hundreds of times a second.
+    /// </summary>
+    private const long StartSleepLimit = 20;
+
     private static readonly Lock Gate = new();
     private static SharedRegion? s_handshake;
+    private static volatile bool s_inForkedChild;
 
-    public static Child[] Fork(int count, Func<int, int> body, ForkOptions options)
+    /// <summary>True in a forked child (the copy of this flag in the parent stays false).</summary>
+    internal static bool InForkedChild => s_inForkedChild;
+
+    internal static void MarkForkedChild() => s_inForkedChild = true;
+
+    /// <summary>
+    /// Forks <paramref name="count"/> children that run <paramref name="body"/>; <paramref name="userBody"/>
+    /// is the delegate the caller passed, whose code is compiled in the parent first.
+    /// </summary>
+    public static Child[] Fork(int count, Delegate userBody, Func<int, int> body, ForkOptions options)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
         ArgumentNullException.ThrowIfNull(body);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.AllocationBudget, nameof(options.AllocationBudget));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.StartAttempts, nameof(options.StartAttempts));
+        if (s_inForkedChild)
+        {
+            throw new InvalidOperationException(
+                "This process is a forked child: it cannot fork (the parent's fork thread and locks do not exist here). " +
+                "Fork every child from the parent, or start a fresh process with Child.Spawn.");
+        }
         ForkSupport.EnsureSupported();
-        PrepareBody(body);
+        BodyPreparer.Prepare(userBody);
+        if (!ReferenceEquals(userBody, body))
+        {
+            BodyPreparer.Prepare(body);
+        }
 
         var children = new Child?[count];
         lock (Gate)
         {
-            int* slots = HandshakeSlots();
+            int* page = HandshakePage();
             try
             {
                 for (int first = 0; first < count; first += Slots)
                 {
-                    var pending = new List<int>();
-                    for (int i = first; i < Math.Min(count, first + Slots); i++)
-                    {
-                        pending.Add(i);
-                    }
-                    int stuckRounds = 0;
-                    for (int overlapped = 0; pending.Count > 0;)
+                    int end = Math.Min(count, first + Slots);
+                    var attempts = new int[end - first];
+                    List<int> pending = Enumerable.Range(first, end - first).ToList();
+                    for (int overlappedRounds = 0; pending.Count > 0;)
                     {
                         List<int> batch = pending;
                         List<int> again = [];
-                        ForkThread.Run(() => again = Launch(batch, first, slots, body, children, options));
-                        List<int> stuck = AwaitStart(pending.Except(again).ToList(), first, slots, children, options);
-                        stuckRounds += stuck.Count > 0 ? 1 : 0;
-                        overlapped += again.Count > 0 ? 1 : 0;
-                        if (stuckRounds >= options.StartAttempts || overlapped > MaxOverlappedRounds)
+                        int firstOfBatch = first;
+                        ForkThread.Run(() => again = Launch(batch, firstOfBatch, page, body, children, options));
+                        List<int> stuck = AwaitStart([.. batch.Except(again)], first, page, children, options);
+                        foreach (int index in stuck)
                         {
-                            throw new TimeoutException(stuck.Count > 0
-                                ? $"Forked child {stuck[0]} did not start within {options.StartTimeout.TotalSeconds:0.#} s, {options.StartAttempts} times; it was killed and reaped."
-                                : $"Other threads allocate so fast that no fork of child {again[0]} could be kept clear of a garbage collection.");
+                            if (++attempts[index - first] >= options.StartAttempts)
+                            {
+                                throw new TimeoutException(
+                                    $"Forked child {index} could not start {options.StartAttempts} times: each time it inherited a runtime lock that another " +
+                                    "thread of this process held at the instant of the fork (it was killed and reaped before running any code of yours). " +
+                                    "Other threads are compiling, loading types or allocating without pause; retry, raise ForkOptions.StartAttempts, " +
+                                    "publish with NativeAOT, or use Child.Spawn.");
+                            }
+                        }
+                        if (again.Count > 0 && ++overlappedRounds > MaxOverlappedRounds)
+                        {
+                            throw new TimeoutException($"Other threads allocate so fast that no fork of child {again[0]} could be kept clear of a garbage collection.");
                         }
                         pending = [.. again, .. stuck];
                         ForkSupport.CountRetries(pending.Count);
@@ -77,38 +127,44 @@ internal static unsafe class Forker
     }
 
     /// <summary>
-    /// Forks each pending index with every signal blocked, inside an unbroken no-GC region. Runs on
-    /// <see cref="ForkThread"/>. Returns the indices whose fork a GC may have overlapped: those
-    /// children were killed and reaped, and are forked again.
+    /// Forks each pending index with every signal blocked, inside an unbroken no-GC region, and takes
+    /// each child's pidfd at once. Runs on <see cref="ForkThread"/>. Each child is in
+    /// <paramref name="children"/> as soon as it exists, so a failure part-way leaves none untracked.
+    /// Returns the indices whose fork a GC may have overlapped: those children were killed and reaped
+    /// before running any user code, and are forked again.
     /// </summary>
-    private static List<int> Launch(List<int> pending, int first, int* slots, Func<int, int> body, Child?[] children, ForkOptions options)
+    private static List<int> Launch(List<int> pending, int first, int* page, Func<int, int> body, Child?[] children, ForkOptions options)
     {
         foreach (int index in pending)
         {
-            Volatile.Write(ref slots[index - first], 0);
+            Volatile.Write(ref page[index - first], 0);
         }
         int parent = Libc.getpid();
-        int* pids = stackalloc int[pending.Count];
-        bool* unsafeFork = stackalloc bool[pending.Count];
-        int forked = 0;
-        int error = 0;
+        var again = new List<int>();
         Libc.SigSet all, old;
         Libc.sigfillset(&all);
         var window = new NoGcWindow(options.AllocationBudget);
         Libc.pthread_sigmask(Libc.SIG_BLOCK, &all, &old);
         try
         {
-            for (; forked < pending.Count; forked++)
+            foreach (int index in pending)
             {
                 window.EnsureRoom();
-                int pid = ForkOne(body, pending[forked], &slots[pending[forked] - first], parent, &old);
+                int* slot = &page[index - first];
+                int pid = ForkOne(body, index, slot, &page[Slots], parent, &old);
                 if (pid < 0)
                 {
-                    error = Marshal.GetLastPInvokeError();
-                    break;
+                    throw ShmException.FromLastError("fork", $"child {index}");
                 }
-                pids[forked] = pid;
-                unsafeFork[forked] = !window.Unbroken;
+                bool overlapped = !window.Unbroken;
+                Child child = Child.Adopt(pid, options.TerminateGracePeriod, forked: true, index);
+                if (overlapped)
+                {
+                    child.Discard();
+                    again.Add(index);
+                    continue;
+                }
+                children[index] = child;
             }
         }
         finally
@@ -116,79 +172,94 @@ internal static unsafe class Forker
             Libc.pthread_sigmask(Libc.SIG_SETMASK, &old, null);
             window.Close();
         }
-        var again = new List<int>();
-        for (int k = 0; k < forked; k++)
-        {
-            var child = new Child(pids[k], options.TerminateGracePeriod);
-            if (unsafeFork[k])
-            {
-                child.KillAndReap();
-                again.Add(pending[k]);
-            }
-            else
-            {
-                children[pending[k]] = child;
-            }
-        }
-        if (forked < pending.Count)
-        {
-            throw new ShmException("fork", error, $"child {pending[forked]}");
-        }
         return again;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static int ForkOne(Func<int, int> body, int index, int* started, int parent, Libc.SigSet* mask)
+    private static int ForkOne(Func<int, int> body, int index, int* slot, int* reports, int parent, Libc.SigSet* mask)
     {
         int pid = Libc.fork();
         if (pid == 0)
         {
-            ChildEntry.Run(body, index, started, parent, mask, rehearsal: false); // ends in _exit
+            ChildEntry.Run(body, index, slot, reports, parent, mask, rehearsal: false); // ends in _exit
         }
         return pid;
     }
 
-    /// <summary>Waits for each child to report; kills and reaps those that did not, and returns them for another try.</summary>
-    private static List<int> AwaitStart(List<int> pending, int first, int* slots, Child?[] children, ForkOptions options)
+    /// <summary>
+    /// Waits for each child to report, and lets it run. A child that cannot (its only thread waits for ever on a
+    /// private futex, it spins past <see cref="StartCpuLimitNanoseconds"/> or sleeps past
+    /// <see cref="StartSleepLimit"/> times, it died, or
+    /// <see cref="ForkOptions.StartTimeout"/> passed) is killed and reaped, and returned for another try.
+    /// </summary>
+    private static List<int> AwaitStart(List<int> pending, int first, int* page, Child?[] children, ForkOptions options)
     {
-        long deadline = Child.Deadline(options.StartTimeout);
         var stuck = new List<int>();
-        foreach (int index in pending)
+        int* reports = &page[Slots];
+        long deadline = Child.Deadline(options.StartTimeout);
+        long pauseNanoseconds = 500_000;
+        while (true)
         {
-            int* slot = &slots[index - first];
-            while (Volatile.Read(ref *slot) == 0)
+            int seen = Volatile.Read(ref *reports);
+            pending.RemoveAll(index => LetRun(&page[index - first]));
+            if (pending.Count == 0)
             {
-                long remaining = deadline - Stopwatch.GetTimestamp();
-                if (remaining <= 0)
+                return stuck;
+            }
+            Libc.TimeSpec pause = Libc.TimeSpec.FromNanoseconds(pauseNanoseconds);
+            Libc.FutexWaitShared(reports, seen, &pause);
+            pauseNanoseconds = Math.Min(2 * pauseNanoseconds, 16_000_000);
+            bool late = Stopwatch.GetTimestamp() >= deadline;
+            pending.RemoveAll(index =>
+            {
+                if (LetRun(&page[index - first]))
                 {
-                    break;
+                    return true;
                 }
-                long nanoseconds = (long)(remaining * (1e9 / Stopwatch.Frequency));
-                Libc.TimeSpec timeout = new() { Seconds = nanoseconds / 1_000_000_000, Nanoseconds = nanoseconds % 1_000_000_000 };
-                Libc.syscall(Libc.SYS_futex, (nint)slot, Libc.FUTEX_WAIT, 0, (nint)(&timeout), 0, 0);
-            }
-            if (Volatile.Read(ref *slot) == 0)
-            {
-                children[index]!.KillAndReap();
-                stuck.Add(index);
+                Child child = children[index]!;
+                ThreadSample sample = child.Sample();
+                if (!late && sample.Exists && !sample.CannotWake && sample.CpuNanoseconds < StartCpuLimitNanoseconds &&
+                    sample.VoluntarySwitches < StartSleepLimit && child.TryReap() is null)
+                {
+                    return false;
+                }
+                child.Discard();
                 children[index] = null;
-            }
+                stuck.Add(index);
+                return true;
+            });
         }
-        return stuck;
     }
 
-    private static int* HandshakeSlots()
+    /// <summary>If the child reported, gives it <see cref="Go"/> and returns true. Until then it runs no user code, so killing it is always safe.</summary>
+    private static bool LetRun(int* slot)
+    {
+        if ((Volatile.Read(ref *slot) & Started) == 0)
+        {
+            return false;
+        }
+        Interlocked.Or(ref *slot, Go);
+        Libc.FutexWakeShared(slot);
+        return true;
+    }
+
+    private static int* HandshakePage()
     {
         if (s_handshake is null)
         {
             // Named, so the page never counts among the user's anonymous regions in /proc/self/maps.
-            s_handshake = SharedRegion.CreateMemfd("shm-fork-handshake", Slots * sizeof(int));
+            s_handshake = SharedRegion.CreateMemfd("shm-fork-handshake", (Slots + 1) * sizeof(int));
             Rehearse();
         }
         return (int*)s_handshake.Address;
     }
 
-    /// <summary>Compiles and runs the child's path once in the parent, and binds every libc call it makes.</summary>
+    /// <summary>
+    /// Compiles and runs the child's path once in the parent (with the harmful calls skipped) and
+    /// binds every libc call it makes, so that in the child nothing on that path is compiled, bound or
+    /// initialised for the first time. <see cref="RuntimeLockProbe"/> alone stays untouched: every
+    /// child must compile it afresh.
+    /// </summary>
     private static void Rehearse()
     {
         foreach (MethodInfo method in typeof(Libc).GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
@@ -208,27 +279,12 @@ internal static unsafe class Forker
         }
         RuntimeHelpers.PrepareMethod(typeof(Forker).GetMethod(nameof(ForkOne), BindingFlags.Static | BindingFlags.NonPublic)!.MethodHandle);
 
-        int started = 0;
+        int slot = Go;
+        int reports = 0;
         Libc.SigSet current;
         Libc.pthread_sigmask(Libc.SIG_BLOCK, null, &current);
-        ChildEntry.Run(static index => index, 0, &started, Libc.getpid(), &current, rehearsal: true);
-        ChildEntry.Run(static _ => throw new InvalidOperationException("rehearsal"), 0, &started, Libc.getpid(), &current, rehearsal: true);
-    }
-
-    private static void PrepareBody(Delegate body)
-    {
-        // Best effort: compiles the body's own method now. What it calls compiles in the child,
-        // which W^X off and tiered compilation off make sound (see ForkSupport).
-        try
-        {
-            if (!body.Method.ContainsGenericParameters)
-            {
-                RuntimeHelpers.PrepareMethod(body.Method.MethodHandle);
-            }
-        }
-        catch (ArgumentException)
-        {
-            // Dynamic methods and some generic instantiations cannot be prepared ahead; they compile on first call.
-        }
+        ChildEntry.Run(static index => index, 0, &slot, &reports, Libc.getpid(), &current, rehearsal: true);
+        ChildEntry.Run(static _ => 256, 0, &slot, &reports, Libc.getpid(), &current, rehearsal: true);
+        ChildEntry.Run(static _ => throw new InvalidOperationException("rehearsal"), 0, &slot, &reports, Libc.getpid(), &current, rehearsal: true);
     }
 }

@@ -34,6 +34,13 @@ internal struct NoGcWindow(long childBudget)
         {
             throw new ArgumentOutOfRangeException(nameof(ForkOptions.AllocationBudget), childBudget, exception.Message);
         }
+        catch (InvalidOperationException)
+        {
+            // The runtime still counts an earlier region (broken by a GC) as in progress: end it and
+            // try once more. Failing that, the forks are reported unsafe and redone.
+            EndQuietly();
+            _mine = TryStartQuietly(2 * childBudget);
+        }
         _opened = GC.GetTotalAllocatedBytes(precise: false);
     }
 
@@ -42,17 +49,36 @@ internal struct NoGcWindow(long childBudget)
 
     public void Close()
     {
-        if (_mine && InRegion)
+        // Even when a GC broke the region (the latency mode is no longer NoGCRegion) the runtime
+        // keeps it open until EndNoGCRegion, and refuses to start another: always end ours.
+        if (_mine)
         {
-            try
-            {
-                GC.EndNoGCRegion();
-            }
-            catch (InvalidOperationException)
-            {
-                // A GC ended it between the check and the call.
-            }
+            EndQuietly();
         }
         _mine = false;
+    }
+
+    private static void EndQuietly()
+    {
+        try
+        {
+            GC.EndNoGCRegion();
+        }
+        catch (InvalidOperationException)
+        {
+            // Broken by a GC (allocations past the budget) or already ended: either way it is closed.
+        }
+    }
+
+    private static bool TryStartQuietly(long budget)
+    {
+        try
+        {
+            return GC.TryStartNoGCRegion(budget);
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 }

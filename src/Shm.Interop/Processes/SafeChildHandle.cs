@@ -3,9 +3,10 @@ using System.Runtime.InteropServices;
 namespace Shm.Interop;
 
 /// <summary>
-/// Owns a child process: a pidfd (to wait with a timeout) and the duty to reap the pid. Released
-/// without a reap (the owner was forgotten), it kills the child and reaps it, so no orphan or zombie
-/// outlives the object.
+/// Owns a child process through its pidfd, and with it the duty to reap it. Released before the
+/// child was reaped (its owner was forgotten), it kills the child and reaps it, so no orphan or zombie
+/// outlives the object. The pidfd names the process itself, not its pid: signals and waits through
+/// it cannot reach a process that later got the same pid.
 /// </summary>
 internal sealed class SafeChildHandle : SafeHandle
 {
@@ -18,8 +19,8 @@ internal sealed class SafeChildHandle : SafeHandle
 
     public int Pid { get; }
 
-    /// <summary>Set once waitpid returned the child's status: its pid may now belong to someone else.</summary>
-    public bool Reaped { get; set; }
+    /// <summary>Set once the child was reaped (by us or anyone): nothing is left to kill.</summary>
+    public volatile bool Reaped;
 
     public override bool IsInvalid => handle < 0;
 
@@ -27,9 +28,9 @@ internal sealed class SafeChildHandle : SafeHandle
     {
         if (!Reaped)
         {
-            int status;
-            Libc.kill(Pid, Libc.SIGKILL);
-            while (Libc.waitpid(Pid, &status, 0) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
+            Libc.SigInfo info;
+            Libc.pidfd_send_signal((int)handle, Libc.SIGKILL);
+            while (Libc.waitid(Libc.P_PIDFD, (int)handle, &info, Libc.WEXITED) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
             {
             }
         }

@@ -1,0 +1,42 @@
+using System;
+using System.Runtime.InteropServices;
+
+namespace Shm.Interop;
+
+// /proc: the kernel's own record of a process, read without allocating (the child watcher samples often).
+internal static partial class Libc
+{
+    [LibraryImport(Name, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int open_path(string path, int flags);
+
+    /// <summary>Reads up to <paramref name="buffer"/>'s length of the file at <paramref name="path"/>; the bytes read, or -1.</summary>
+    internal static unsafe int ReadSmallFile(string path, Span<byte> buffer)
+    {
+        int fd = open_path(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+        {
+            return -1;
+        }
+        try
+        {
+            int total = 0;
+            fixed (byte* bytes = buffer)
+            {
+                while (total < buffer.Length)
+                {
+                    nint n = read(fd, bytes + total, (nuint)(buffer.Length - total));
+                    if (n <= 0)
+                    {
+                        break;
+                    }
+                    total += (int)n;
+                }
+            }
+            return total;
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Shm.Interop;
+
+/// <summary>
+/// Serves every asynchronous wait on a child in this process with one thread: an epoll set of the
+/// watched children's pidfds (a pidfd turns readable when its process ends). While forked children
+/// are watched, the thread also wakes every <see cref="DeadlockWatch.SampleMilliseconds"/> to read
+/// their state, so a deadlocked one is killed and reported instead of waited for.
+/// </summary>
+internal static unsafe class ChildWatcher
+{
+    private const int MaxEvents = 64;
+
+    /// <summary>The epoll tag of the eventfd that wakes the thread; children get tags from 1.</summary>
+    private const ulong WakeTag = 0;
+
+    private static readonly Lock Gate = new();
+    private static readonly Dictionary<ulong, Watched> ByTag = [];
+    private static readonly Dictionary<Child, Watched> ByChild = new(ReferenceEqualityComparer.Instance);
+    private static int s_epoll = -1;
+    private static int s_wake = -1;
+    private static ulong s_nextTag = WakeTag + 1;
+    private static int s_forkedWatched;
+
+    public static Task<ChildExit> WaitAsync(Child child, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<ChildExit>(cancellationToken);
+        }
+        if (child.TryReap() is ChildExit exit)
+        {
+            return Task.FromResult(exit);
+        }
+        var waiter = new Waiter();
+        lock (Gate)
+        {
+            EnsureStarted();
+            if (!ByChild.TryGetValue(child, out Watched? watched))
+            {
+                watched = Watch(child);
+            }
+            watched.Waiters.Add(waiter);
+        }
+        Wake(); // the thread recomputes how often it must sample forked children
+        if (cancellationToken.CanBeCanceled)
+        {
+            waiter.Registration = cancellationToken.UnsafeRegister(static (state, token) =>
+            {
+                var (child, waiter) = ((Child, Waiter))state!;
+                Cancel(child, waiter, token);
+            }, (child, waiter));
+        }
+        return waiter.Task;
+    }
+
+    private static Watched Watch(Child child)
+    {
+        var watched = new Watched(child, s_nextTag++);
+        child.Handle.DangerousAddRef(ref watched.Referenced);
+        if (Libc.EpollAdd(s_epoll, (int)child.Handle.DangerousGetHandle(), watched.Tag) != 0)
+        {
+            var failure = ShmException.FromLastError("epoll_ctl", $"pidfd of child {child.Pid}");
+            child.Handle.DangerousRelease();
+            throw failure;
+        }
+        ByChild[child] = watched;
+        ByTag[watched.Tag] = watched;
+        s_forkedWatched += child.IsForked ? 1 : 0;
+        return watched;
+    }
+
+    /// <summary>Stops watching: takes the pidfd out of the set before releasing our reference on it. Call under <see cref="Gate"/>.</summary>
+    private static void Unwatch(Watched watched)
+    {
+        if (!ByChild.Remove(watched.Child))
+        {
+            return;
+        }
+        ByTag.Remove(watched.Tag);
+        s_forkedWatched -= watched.Child.IsForked ? 1 : 0;
+        Libc.epoll_ctl(s_epoll, Libc.EPOLL_CTL_DEL, (int)watched.Child.Handle.DangerousGetHandle(), null);
+        if (watched.Referenced)
+        {
+            watched.Child.Handle.DangerousRelease();
+        }
+    }
+
+    private static void Cancel(Child child, Waiter waiter, CancellationToken token)
+    {
+        lock (Gate)
+        {
+            if (ByChild.TryGetValue(child, out Watched? watched) && watched.Waiters.Remove(waiter) && watched.Waiters.Count == 0)
+            {
+                Unwatch(watched);
+            }
+        }
+        waiter.TrySetCanceled(token);
+    }
+
+    private static void EnsureStarted()
+    {
+        if (s_epoll >= 0)
+        {
+            return;
+        }
+        int epoll = Libc.epoll_create1(Libc.EPOLL_CLOEXEC);
+        if (epoll < 0)
+        {
+            throw ShmException.FromLastError("epoll_create1");
+        }
+        int wake = Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        if (wake < 0 || Libc.EpollAdd(epoll, wake, WakeTag) != 0)
+        {
+            var failure = ShmException.FromLastError(wake < 0 ? "eventfd" : "epoll_ctl");
+            Libc.close(epoll);
+            if (wake >= 0)
+            {
+                Libc.close(wake);
+            }
+            throw failure;
+        }
+        (s_epoll, s_wake) = (epoll, wake);
+        new Thread(Loop) { IsBackground = true, Name = "Shm child watcher" }.Start();
+    }
+
+    private static void Wake()
+    {
+        ulong one = 1;
+        Libc.write(s_wake, &one, sizeof(ulong));
+    }
+
+    private static void Loop()
+    {
+        byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * Libc.EpollEventSize));
+        long sampleEvery = Stopwatch.Frequency * DeadlockWatch.SampleMilliseconds / 1000;
+        long nextSample = 0;
+        var due = new List<Watched>();
+        while (true)
+        {
+            int timeout;
+            lock (Gate)
+            {
+                timeout = s_forkedWatched > 0 ? DeadlockWatch.SampleMilliseconds : -1;
+            }
+            int count = Libc.epoll_wait(s_epoll, events, MaxEvents, timeout);
+            due.Clear();
+            lock (Gate)
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    ulong tag = Libc.EpollData(events, i);
+                    if (tag == WakeTag)
+                    {
+                        ulong drained;
+                        Libc.read(s_wake, &drained, sizeof(ulong));
+                    }
+                    else if (ByTag.TryGetValue(tag, out Watched? watched))
+                    {
+                        due.Add(watched);
+                    }
+                }
+            }
+            foreach (Watched watched in due)
+            {
+                Settle(watched, sample: false);
+            }
+            long now = Stopwatch.GetTimestamp();
+            if (now >= nextSample)
+            {
+                nextSample = now + sampleEvery;
+                due.Clear();
+                lock (Gate)
+                {
+                    foreach (Watched watched in ByChild.Values)
+                    {
+                        if (watched.Child.IsForked)
+                        {
+                            due.Add(watched);
+                        }
+                    }
+                }
+                foreach (Watched watched in due)
+                {
+                    Settle(watched, sample: true);
+                }
+            }
+        }
+    }
+
+    /// <summary>Completes the waiters of a child that ended (or, when sampling, was found deadlocked and killed).</summary>
+    private static void Settle(Watched watched, bool sample)
+    {
+        ChildExit? exit;
+        Exception? failure = null;
+        try
+        {
+            exit = sample && !watched.Child.CheckDeadlock() ? null : watched.Child.TryReap();
+        }
+        catch (Exception caught)
+        {
+            (exit, failure) = (null, caught);
+        }
+        if (exit is null && failure is null)
+        {
+            return;
+        }
+        Waiter[] waiters;
+        lock (Gate)
+        {
+            waiters = [.. watched.Waiters];
+            Unwatch(watched);
+        }
+        foreach (Waiter waiter in waiters)
+        {
+            waiter.Registration.Dispose();
+            _ = failure is null ? waiter.TrySetResult(exit!) : waiter.TrySetException(failure);
+        }
+    }
+
+    private sealed class Watched(Child child, ulong tag)
+    {
+        public readonly Child Child = child;
+        public readonly ulong Tag = tag;
+        public readonly List<Waiter> Waiters = [];
+        public bool Referenced;
+    }
+
+    private sealed class Waiter() : TaskCompletionSource<ChildExit>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public CancellationTokenRegistration Registration;
+    }
+}
