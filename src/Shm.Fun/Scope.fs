@@ -99,9 +99,22 @@ type Scope() =
     /// </summary>
     member _.Add(owner: objnull, release: IDisposable) =
         if closed then
-            raise (
-                ObjectDisposedException(nameof Scope, "The scope already closed; nothing can be added to it.")
-            )
+            // The resource exists already: release it now (as a failure: children are killed),
+            // or a late registration would leak a named segment or a running child.
+            let refused =
+                ObjectDisposedException(
+                    nameof Scope,
+                    "The scope already closed; what was acquired for it has been released again."
+                )
+
+            try
+                match release with
+                | :? IScopeFinalizer as finalizer -> finalizer.Release true
+                | release -> release.Dispose()
+            with failure ->
+                Scope.AddSuppressed(refused, [ failure ])
+
+            raise refused
 
         if depth = entries.Length then
             Array.Resize(&entries, max 4 (depth * 2))

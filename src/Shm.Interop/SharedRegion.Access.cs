@@ -106,7 +106,20 @@ public partial class SharedRegion
         where T : unmanaged
     {
         CheckRange(offset, Unsafe.SizeOf<T>());
-        return Unsafe.ReadUnaligned<T>(Pointer(offset, Protection.Read));
+        bool added = false;
+        try
+        {
+            // Held for the copy: a Dispose on another thread waits instead of unmapping under it.
+            _mapping.DangerousAddRef(ref added);
+            return Unsafe.ReadUnaligned<T>(Pointer(offset, Protection.Read));
+        }
+        finally
+        {
+            if (added)
+            {
+                _mapping.DangerousRelease();
+            }
+        }
     }
 
     /// <summary>Copies <paramref name="value"/> into the region at byte <paramref name="offset"/>.</summary>
@@ -120,7 +133,19 @@ public partial class SharedRegion
         where T : unmanaged
     {
         CheckRange(offset, Unsafe.SizeOf<T>());
-        Unsafe.WriteUnaligned(Pointer(offset, Protection.Write), value);
+        bool added = false;
+        try
+        {
+            _mapping.DangerousAddRef(ref added);
+            Unsafe.WriteUnaligned(Pointer(offset, Protection.Write), value);
+        }
+        finally
+        {
+            if (added)
+            {
+                _mapping.DangerousRelease();
+            }
+        }
     }
 
     private int WholeSpanLength()

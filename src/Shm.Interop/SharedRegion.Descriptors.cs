@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
@@ -11,17 +12,21 @@ public partial class SharedRegion
     /// <summary>The environment variable that tells a spawned child which descriptors it inherited, in order.</summary>
     public const string InheritedDescriptorsVariable = "SHM_INHERITED_FDS";
 
+    private static readonly HashSet<int> ClaimedInherited = [];
+
     /// <summary>
     /// Creates an anonymous in-memory file (<c>memfd_create</c>) of <paramref name="length"/> zeroed
     /// bytes and maps it. Any process that receives the descriptor can map it; it ends when the last
     /// descriptor and mapping are gone. It shows in <c>/proc/PID/maps</c> as <c>/memfd:NAME (deleted)</c>.
+    /// Its size is sealed (<c>F_SEAL_SHRINK | F_SEAL_GROW</c>): a process it is handed to cannot
+    /// truncate it under this one's mapping, which would kill this process with SIGBUS.
     /// </summary>
     /// <param name="name">A label for diagnostics (1 to 249 bytes, no NUL); it need not be unique.</param>
     /// <param name="length">Bytes, at least 1.</param>
     /// <param name="inheritable">Leave the descriptor open across <c>exec</c> (off: close-on-exec; <see cref="Child.Spawn"/> passes it either way).</param>
     /// <exception cref="ArgumentException"><paramref name="name"/> is empty, too long or contains NUL.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative.</exception>
-    /// <exception cref="ShmException"><c>memfd_create</c>, <c>ftruncate</c> or <c>mmap</c> failed.</exception>
+    /// <exception cref="ShmException"><c>memfd_create</c>, <c>ftruncate</c>, <c>fcntl</c> or <c>mmap</c> failed.</exception>
     public static SharedRegion CreateMemfd(string name, long length, bool inheritable = false)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -32,13 +37,12 @@ public partial class SharedRegion
         }
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
 
-        SafeFileHandle fd = Opened(Libc.memfd_create(name, inheritable ? 0 : Libc.MFD_CLOEXEC), "memfd_create", name);
+        uint flags = Libc.MFD_ALLOW_SEALING | (inheritable ? 0 : Libc.MFD_CLOEXEC);
+        SafeFileHandle fd = Libc.CheckIo(Libc.memfd_create(name, flags), "memfd_create", name);
         try
         {
-            if (Libc.ftruncate(fd, length) != 0)
-            {
-                throw ShmException.FromLastError("ftruncate", $"memfd '{name}', {length} bytes");
-            }
+            Libc.CheckIo(Libc.ftruncate(fd, length), "ftruncate", $"memfd '{name}', {length} bytes");
+            Libc.CheckIo(Libc.fcntl(fd, Libc.F_ADD_SEALS, Libc.F_SEAL_SHRINK | Libc.F_SEAL_GROW), "fcntl(F_ADD_SEALS)", $"memfd '{name}'");
             return new SharedRegion(MapDescriptor(fd, length, Protection.ReadWrite, name), length, Protection.ReadWrite, RegionKind.Memfd, fd, name);
         }
         catch
@@ -50,26 +54,27 @@ public partial class SharedRegion
 
     /// <summary>
     /// Maps the whole object behind descriptor <paramref name="fd"/> (a memfd, a segment or a file
-    /// received from another process), sized by <c>fstat</c>. The region works on its own duplicate
-    /// of the descriptor; the caller keeps <paramref name="fd"/>.
+    /// received from another process), sized by <c>statx</c>. The region works on its own
+    /// close-on-exec duplicate of the descriptor; the caller keeps <paramref name="fd"/>.
     /// </summary>
     /// <param name="fd">An open descriptor.</param>
     /// <param name="writable">Map read/write (the descriptor must be open for writing) or read-only.</param>
-    /// <exception cref="ShmException"><c>dup</c> (EBADF for a closed descriptor), <c>fstat</c> or <c>mmap</c> failed.</exception>
-    /// <exception cref="ArgumentException">The object is empty.</exception>
-    public static SharedRegion FromDescriptor(int fd, bool writable = true)
-    {
-        return Attach(Opened(Libc.dup(fd), "dup", $"descriptor {fd}"), writable, RegionKind.Descriptor, null);
-    }
+    /// <exception cref="ShmException"><c>fcntl</c> (EBADF for a closed descriptor), <c>statx</c> or <c>mmap</c> failed.</exception>
+    /// <exception cref="InvalidOperationException">The object is empty.</exception>
+    public static SharedRegion FromDescriptor(int fd, bool writable = true) =>
+        Attach(Duplicate(fd), writable, RegionKind.Descriptor, null, $"descriptor {fd}");
 
     /// <summary>
     /// The spawned child's side of <see cref="Child.Spawn"/>: maps inherited region number
-    /// <paramref name="index"/> (in the order the parent passed them) and takes ownership of its descriptor.
+    /// <paramref name="index"/> (in the order the parent passed them). The inherited descriptor is made
+    /// close-on-exec (so it goes no further, to this process's own children) and stays open; each
+    /// region works on its own duplicate, so attaching the same index twice gives two independent regions.
     /// </summary>
     /// <param name="index">Which inherited region, from 0.</param>
     /// <param name="writable">Map read/write or read-only.</param>
     /// <exception cref="InvalidOperationException">This process was not given regions (no <see cref="InheritedDescriptorsVariable"/>).</exception>
     /// <exception cref="ArgumentOutOfRangeException">Fewer regions were inherited.</exception>
+    /// <exception cref="ShmException">The inherited descriptor is not open (EBADF), or mapping it failed.</exception>
     public static SharedRegion AttachInherited(int index = 0, bool writable = true)
     {
         string list = Environment.GetEnvironmentVariable(InheritedDescriptorsVariable)
@@ -77,18 +82,30 @@ public partial class SharedRegion
         string[] fds = list.Split(',', StringSplitOptions.RemoveEmptyEntries);
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, fds.Length);
-        var fd = new SafeFileHandle(int.Parse(fds[index], CultureInfo.InvariantCulture), ownsHandle: true);
-        return Attach(fd, writable, RegionKind.Descriptor, null);
+        int fd = int.Parse(fds[index], CultureInfo.InvariantCulture);
+        lock (ClaimedInherited)
+        {
+            if (ClaimedInherited.Add(fd))
+            {
+                Libc.CheckIo(Libc.fcntl(fd, Libc.F_SETFD, Libc.FD_CLOEXEC), "fcntl(F_SETFD)", $"inherited descriptor {fd}");
+            }
+        }
+        return Attach(Duplicate(fd), writable, RegionKind.Descriptor, null, $"inherited descriptor {fd}");
     }
 
-    private static SharedRegion Attach(SafeFileHandle fd, bool writable, RegionKind kind, string? name)
+    private static SafeFileHandle Duplicate(int fd) =>
+        new(Libc.CheckIo(Libc.fcntl(fd, Libc.F_DUPFD_CLOEXEC, 0), "fcntl(F_DUPFD_CLOEXEC)", $"descriptor {fd}"), ownsHandle: true);
+
+    private static SharedRegion Attach(SafeFileHandle fd, bool writable, RegionKind kind, string? name, string what)
     {
         try
         {
             long length = Libc.FileStatus(fd).Size;
             if (length <= 0)
             {
-                throw new ArgumentException($"The object behind descriptor {fd.DangerousGetHandle()} is empty: nothing to map.", "fd");
+                throw new InvalidOperationException(kind == RegionKind.Named
+                    ? $"The segment '{name}' is empty (0 bytes): its creator has opened it but not sized it yet, or never will. Retry after the creator has finished (it sizes the segment before writing to it)."
+                    : $"The object behind {what} is empty (0 bytes): nothing to map.");
             }
             Protection protection = writable ? Protection.ReadWrite : Protection.Read;
             return new SharedRegion(MapDescriptor(fd, length, protection, name), length, protection, kind, fd, name);
@@ -103,24 +120,7 @@ public partial class SharedRegion
     private static SafeMappingHandle MapDescriptor(SafeFileHandle fd, long length, Protection protection, string? name) =>
         Adopt(new SafeMappingHandle(), Libc.mmap(0, (nuint)length, (int)protection, Libc.MAP_SHARED, fd, 0), length, name ?? "descriptor");
 
-    /// <summary>Returns <paramref name="fd"/>, just returned by <paramref name="syscall"/>, or disposes it and throws the call's errno.</summary>
-    private static SafeFileHandle Opened(SafeFileHandle fd, string syscall, string detail)
-    {
-        if (fd.IsInvalid)
-        {
-            fd.Dispose();
-            throw ShmException.FromLastError(syscall, detail);
-        }
-        return fd;
-    }
-
     /// <summary>Allocates the backing pages or blocks now (<c>posix_fallocate</c>), so a full file system fails here and not with SIGBUS on first touch.</summary>
-    private static void Reserve(SafeFileHandle fd, long length, string what)
-    {
-        int error = Libc.posix_fallocate(fd, 0, length);
-        if (error != 0)
-        {
-            throw new ShmException("posix_fallocate", error, $"{what}, {length} bytes");
-        }
-    }
+    private static void Reserve(SafeFileHandle fd, long length, string what) =>
+        Libc.CheckError(Libc.posix_fallocate(fd, 0, length), "posix_fallocate", $"{what}, {length} bytes");
 }

@@ -63,7 +63,7 @@ public partial class SharedRegion
         try
         {
             _mapping.DangerousAddRef(ref added);
-            if (call(_mapping.DangerousGetHandle(), _mapping.ByteLength, argument) != 0)
+            if (call(_mapping.DangerousGetHandle(), (nuint)_mapping.ByteLength, argument) != 0)
             {
                 throw ShmException.FromLastError(syscall);
             }

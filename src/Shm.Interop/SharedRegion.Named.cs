@@ -5,22 +5,20 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Shm.Interop;
 
-// Named POSIX segments in /dev/shm: raw objects (data at offset 0, size from fstat, no header),
+// Named POSIX segments in /dev/shm: raw objects (data at offset 0, size from statx, no header),
 // so C, Python's multiprocessing.shared_memory and Boost.Interprocess can attach to ours and we to theirs.
 public partial class SharedRegion
 {
     private const UnixFileMode OwnerReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
-    /// <summary>Set on the creator of a named segment: its Dispose removes the name, if it still names this segment.</summary>
-    private (string Name, (ulong Device, ulong Inode) Id)? _ownedName;
-
     /// <summary>
     /// Creates the named segment <paramref name="name"/> (<c>shm_open</c> with <c>O_CREAT | O_EXCL</c>),
     /// reserves its pages, sizes it and maps it read/write. The region owns the name: its
     /// <see cref="Dispose"/> unlinks it (unless someone else already did), so the segment ends when
-    /// the last process unmaps it. Reserving the pages now means a segment larger than
-    /// <c>/dev/shm</c> can hold fails here with ENOSPC, not later with SIGBUS on first touch.
-    /// On any failure the half-made segment is unlinked and closed.
+    /// the last process unmaps it; a creator region that is never disposed unlinks the name when it
+    /// is collected. Reserving the pages now means a segment larger than <c>/dev/shm</c> can hold
+    /// fails here with ENOSPC, not later with SIGBUS on first touch. On any failure the half-made
+    /// segment is unlinked and closed.
     /// </summary>
     /// <param name="name">An optional leading <c>/</c>, then 1 to 255 bytes with no <c>/</c> and no NUL.</param>
     /// <param name="length">Bytes, at least 1.</param>
@@ -33,21 +31,15 @@ public partial class SharedRegion
         string posixName = ValidateName(name);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
 
-        SafeFileHandle fd = Opened(Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode), "shm_open", name);
+        SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode), "shm_open", name);
         try
         {
-            if (Libc.fchmod(fd, (uint)mode) != 0)
-            {
-                throw ShmException.FromLastError("fchmod", name);
-            }
+            Libc.CheckIo(Libc.fchmod(fd, (uint)mode), "fchmod", name);
             Reserve(fd, length, name);
-            if (Libc.ftruncate(fd, length) != 0)
-            {
-                throw ShmException.FromLastError("ftruncate", name);
-            }
-            var (device, inode, _) = Libc.FileStatus(fd);
+            Libc.CheckIo(Libc.ftruncate(fd, length), "ftruncate", name);
+            var owner = new NamedSegmentOwner(posixName, Libc.FileStatus(fd).Id);
             var region = new SharedRegion(MapDescriptor(fd, length, Protection.ReadWrite, name), length, Protection.ReadWrite, RegionKind.Named, fd, name);
-            region._ownedName = (posixName, (device, inode));
+            region._name = owner;
             return region;
         }
         catch
@@ -60,17 +52,19 @@ public partial class SharedRegion
 
     /// <summary>
     /// Opens and maps the existing named segment <paramref name="name"/>, whoever created it, sized by
-    /// <c>fstat</c>. Never unlinks it. Opened read-only, the mapping is <c>PROT_READ</c> and the
+    /// <c>statx</c>. Never unlinks it. Opened read-only, the mapping is <c>PROT_READ</c> and the
     /// writing accessors refuse with <see cref="NotSupportedException"/>.
     /// </summary>
     /// <param name="name">The segment's name (an optional leading <c>/</c>).</param>
     /// <param name="writable">Open and map read/write, or read-only.</param>
-    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or the segment is empty.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
+    /// <exception cref="InvalidOperationException">The segment exists but is empty: its creator has not sized it yet.</exception>
     /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if its mode forbids it.</exception>
     public static SharedRegion OpenNamed(string name, bool writable = true)
     {
         string posixName = ValidateName(name);
-        return Attach(Opened(Libc.shm_open(posixName, writable ? Libc.O_RDWR : Libc.O_RDONLY, 0), "shm_open", name), writable, RegionKind.Named, name);
+        SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, writable ? Libc.O_RDWR : Libc.O_RDONLY, 0), "shm_open", name);
+        return Attach(fd, writable, RegionKind.Named, name, $"segment '{name}'");
     }
 
     /// <summary>
@@ -80,24 +74,7 @@ public partial class SharedRegion
     /// <param name="name">The segment's name.</param>
     /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
     /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if not allowed.</exception>
-    public static void Unlink(string name)
-    {
-        if (Libc.shm_unlink(ValidateName(name)) != 0)
-        {
-            throw ShmException.FromLastError("shm_unlink", name);
-        }
-    }
-
-    partial void ReleaseName()
-    {
-        // Only if the name still refers to the segment this region created: after a foreign unlink
-        // the same name may belong to somebody else's new segment. Dispose never throws.
-        if (_ownedName is { } owned && Libc.PathId(Libc.ShmDirectory + owned.Name[1..]) == owned.Id)
-        {
-            Libc.shm_unlink(owned.Name);
-        }
-        _ownedName = null;
-    }
+    public static void Unlink(string name) => Libc.CheckIo(Libc.shm_unlink(ValidateName(name)), "shm_unlink", name);
 
     /// <summary>Checks a POSIX shared memory name and returns it with its leading slash.</summary>
     private static string ValidateName(string name)

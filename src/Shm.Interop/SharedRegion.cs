@@ -22,6 +22,7 @@ public partial class SharedRegion : IDisposable
 {
     private readonly SafeMappingHandle _mapping;
     private readonly SafeFileHandle? _descriptor;
+    private NamedSegmentOwner? _name;
     private Protection _protection;
     private volatile bool _disposed;
 
@@ -59,8 +60,8 @@ public partial class SharedRegion : IDisposable
     /// <summary>The number of usable bytes (the length asked for; the kernel maps whole pages).</summary>
     public long Length { get; }
 
-    /// <summary>True once <see cref="Dispose"/> ran: every further access throws <see cref="ObjectDisposedException"/>.</summary>
-    public bool IsDisposed => _disposed;
+    /// <summary>True once <see cref="Dispose"/> ran (or its <see cref="SafeMappingHandle"/> was disposed): every further access throws <see cref="ObjectDisposedException"/>.</summary>
+    public bool IsDisposed => _disposed || _mapping.IsClosed;
 
     /// <summary>The current page protection (see <see cref="Protect"/>).</summary>
     public Protection Protection => _protection;
@@ -82,8 +83,12 @@ public partial class SharedRegion : IDisposable
         }
     }
 
-    /// <summary>The handle that owns the mapping, for callers that pin it across native calls.</summary>
-    public SafeMappingHandle SafeHandle => _mapping;
+    /// <summary>
+    /// The handle that owns the mapping, for callers that pin it across native calls
+    /// (<see cref="System.Runtime.InteropServices.SafeHandle.DangerousAddRef"/>). Disposing it
+    /// disposes the region's memory: every accessor then throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public SafeMappingHandle SafeMappingHandle => _mapping;
 
     /// <summary>
     /// Maps <paramref name="length"/> bytes of zeroed, anonymous shared memory, readable and
@@ -137,12 +142,9 @@ public partial class SharedRegion : IDisposable
 
     private void ReleaseBacking()
     {
-        ReleaseName();
+        _name?.Release();
         _descriptor?.Dispose();
     }
-
-    /// <summary>Removes the name of a segment this region created.</summary>
-    partial void ReleaseName();
 
     /// <inheritdoc/>
     public override string ToString() =>
@@ -156,7 +158,7 @@ public partial class SharedRegion : IDisposable
 
     private protected void ThrowIfDisposed()
     {
-        if (_disposed)
+        if (_disposed || _mapping.IsClosed)
         {
             throw new ObjectDisposedException(nameof(SharedRegion), "The region was disposed and its memory unmapped.");
         }

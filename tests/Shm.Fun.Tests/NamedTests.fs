@@ -32,6 +32,26 @@ let tests =
                 Expect.isFalse (DevShm.Exists name) "unlinked at the end"
             }
 
+            test "a segment acquired for a scope that already closed is released at once, not leaked" {
+                use devShm = new DevShm()
+                let name = devShm.UniqueName()
+                let scope = new Scope()
+                scope.Dispose()
+
+                let caught =
+                    try
+                        Shm.runIn scope (named name 4096) |> ignore
+                        None
+                    with e ->
+                        Some e
+
+                Expect.isTrue
+                    (caught |> Option.exists (fun e -> e :? System.ObjectDisposedException))
+                    "refused"
+
+                Expect.isFalse (DevShm.Exists name) "the segment was unlinked, not left behind"
+            }
+
             test "a failing acquisition after named unlinks the segment before the error leaves" {
                 use devShm = new DevShm()
                 let name = devShm.UniqueName()

@@ -120,13 +120,13 @@ public class AnonymousRegionTests
         var region = SharedRegion.Anonymous(11 * Environment.SystemPageSize);
         nint address = region.Address;
         bool added = false;
-        region.SafeHandle.DangerousAddRef(ref added);
+        region.SafeMappingHandle.DangerousAddRef(ref added);
 
         region.Dispose();
 
         Assert.True(region.IsDisposed);
         Assert.True(ProcMaps.At(address) is { IsAnonymousShared: true }, "unmapped while a caller held a reference");
-        region.SafeHandle.DangerousRelease();
+        region.SafeMappingHandle.DangerousRelease();
         Assert.Null(ProcMaps.At(address) is { IsAnonymousShared: true } m && m.Size == 11 * Environment.SystemPageSize ? m : null);
     }
 }

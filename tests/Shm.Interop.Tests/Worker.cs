@@ -11,6 +11,22 @@ internal static class Worker
     public static Child Spawn(string[] arguments, params SharedRegion[] inherit) =>
         Child.Spawn("dotnet", [Dll, .. arguments], inherit);
 
+    /// <summary>Runs the worker as pid 1 of a new pid namespace (as a container's entry point), and returns how it ended.</summary>
+    public static ChildExit RunAsPidOne(params string[] arguments)
+    {
+        string log = Path.GetTempFileName();
+        try
+        {
+            using Child worker = Child.Spawn("/bin/sh", ["-c", $"unshare -fp --mount-proc dotnet '{Dll}' {string.Join(' ', arguments)} > '{log}' 2>&1"]);
+            ChildExit exit = worker.WaitOrFail();
+            return exit.Succeeded ? exit : throw new Xunit.Sdk.XunitException($"the worker {exit}: {File.ReadAllText(log)}");
+        }
+        finally
+        {
+            File.Delete(log);
+        }
+    }
+
     /// <summary>Runs the worker with one environment variable set for it, and returns how it ended.</summary>
     public static ChildExit RunWith(string variable, string value, params string[] arguments)
     {

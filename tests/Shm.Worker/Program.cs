@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
@@ -23,12 +24,15 @@ public static partial class Program
         "nproc" => ForkFailsUnderNproc(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "orphan" => Orphan(),
         "open-denied" => OpenDenied(args[1]),
+        "pid1" => ReapedByPidOne(),
+        "emfile" => PidfdUnavailable(),
+        "attach-twice" => AttachTwice(),
         _ => Unexpected,
     };
 
     /// <summary>
     /// Attaches inherited region 0 and fills it using the thread pool and tasks (what a forked child
-    /// may not do), then records how many memfd descriptors this process holds.
+    /// may not do), then records how many distinct memfds this process holds.
     /// </summary>
     private static int Attach(int value)
     {
@@ -38,7 +42,8 @@ public static partial class Program
         int[] filled = new int[count];
         Parallel.For(0, count, i => filled[i] = value + i);
         Task.Run(() => filled.CopyTo(region.AsSpan<int>()[1..])).Wait();
-        ints[0] = Directory.GetFiles("/proc/self/fd").Count(fd => new FileInfo(fd).LinkTarget?.StartsWith("/memfd:", StringComparison.Ordinal) == true);
+        // Distinct memfds: the inherited descriptor and the region's duplicate name the same one.
+        ints[0] = Directory.GetFiles("/proc/self/fd").Select(fd => new FileInfo(fd).LinkTarget).Where(target => target?.StartsWith("/memfd:", StringComparison.Ordinal) == true).Distinct().Count();
         return 0;
     }
 
@@ -124,6 +129,109 @@ public static partial class Program
         return Unexpected;
     }
 
+    /// <summary>
+    /// Run as pid 1 (unshare -fp --mount-proc), where the runtime reaps every child the moment it
+    /// exits: waits must not fail with ECHILD, must learn the status through the pidfd, and
+    /// terminating a group must reach every child.
+    /// </summary>
+    private static int ReapedByPidOne()
+    {
+        if (Environment.ProcessId != 1)
+        {
+            Console.WriteLine($"not pid 1 but {Environment.ProcessId}");
+            return Unexpected;
+        }
+        // Process's SIGCHLD handling is what reaps every child of pid 1.
+        System.Diagnostics.Process.Start("/bin/true")!.WaitForExit();
+
+        using Child forked = Child.Fork(() => 3);
+        using Child spawned = Child.Spawn("/bin/sh", ["-c", "exit 4"]);
+        // Gone from /proc altogether: the runtime reaped them before any wait of ours.
+        bool forkedGone = SpinWait.SpinUntil(() => !Native.Exists(forked.Pid), TimeSpan.FromSeconds(30));
+        bool spawnedGone = SpinWait.SpinUntil(() => !Native.Exists(spawned.Pid), TimeSpan.FromSeconds(30));
+        ChildExit? a = forked.Wait(TimeSpan.FromSeconds(30));
+        ChildExit? b = spawned.Wait(TimeSpan.FromSeconds(30));
+        Console.WriteLine($"reaped by the runtime first: {forkedGone}, {spawnedGone}; forked: {a}; spawned: {b}");
+
+        var group = Children.Fork(3, _ =>
+        {
+            while (true)
+            {
+                Thread.SpinWait(1000);
+            }
+        });
+        int[] pids = [.. group.Pids];
+        group.Dispose();
+        bool allGone = pids.All(pid => Native.WaitGone(pid, TimeSpan.FromSeconds(30)));
+        Console.WriteLine($"group terminated: {string.Join(", ", group.Select(child => child.Exit?.ToString() ?? "not ended"))}; all gone: {allGone}");
+
+        forked.Signal(Native.SIGKILL); // ended and reaped elsewhere: goes nowhere, throws nothing
+        return forkedGone && spawnedGone && a is { ExitCode: 3, ReapedElsewhere: true } && b is { ExitCode: 4, ReapedElsewhere: true } &&
+            allGone && group.All(child => child.Exit is not null) ? 0 : Unexpected;
+    }
+
+    /// <summary>
+    /// With no descriptor left for the child's pidfd, Fork must fail with pidfd_open's EMFILE, and
+    /// the child it forked must be killed and reaped, not left unowned.
+    /// </summary>
+    private static unsafe int PidfdUnavailable()
+    {
+        Child.Fork(() => 0).Dispose(); // the fork machinery's own descriptors are open from here on
+        long* saved = stackalloc long[2];
+        long* limit = stackalloc long[2];
+        if (getrlimit(7 /* RLIMIT_NOFILE */, saved) != 0)
+        {
+            return Unexpected;
+        }
+        (limit[0], limit[1]) = (Directory.GetFiles("/proc/self/fd").Length + 16, saved[1]); // the soft limit only
+        if (setrlimit(7, limit) != 0)
+        {
+            return Unexpected;
+        }
+        var fillers = new List<SafeHandle>();
+        while (open("/dev/null", 0) is int fd && fd >= 0)
+        {
+            fillers.Add(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true)); // until EMFILE: not one descriptor to spare
+        }
+        ShmException? refused = null;
+        try
+        {
+            Child.Fork(() => 0).Dispose();
+        }
+        catch (ShmException error) when (error.Syscall == "pidfd_open" && error.Errno == Errno.EMFILE)
+        {
+            refused = error;
+        }
+        fillers.ForEach(filler => filler.Dispose());
+        setrlimit(7, saved); // room to look at /proc again
+        int unreaped = Native.Children().Length;
+        Console.WriteLine($"fork: {refused?.Message ?? "succeeded without a descriptor to spare"}; unreaped children: {unreaped}");
+        return refused is not null && unreaped == 0 ? 0 : Unexpected;
+    }
+
+    /// <summary>
+    /// Attaching the same inherited region twice gives two working regions with their own
+    /// descriptors; the inherited descriptor is not passed on to this process's own children.
+    /// </summary>
+    private static int AttachTwice()
+    {
+        int inherited = int.Parse(Environment.GetEnvironmentVariable(SharedRegion.InheritedDescriptorsVariable)!, System.Globalization.CultureInfo.InvariantCulture);
+        var first = SharedRegion.AttachInherited();
+        var second = SharedRegion.AttachInherited();
+        first.Write(0, 11);
+        second.Write(4, 22);
+        bool shared = second.Read<int>(0) == 11 && first.Read<int>(4) == 22;
+        first.Dispose();
+        second.Dispose();
+        bool stillOpen = File.Exists($"/proc/self/fd/{inherited}");
+        using Child shell = Child.Spawn("/bin/sh", ["-c", $"test ! -e /proc/self/fd/{inherited}"]);
+        bool notPassedOn = shell.Wait(TimeSpan.FromSeconds(30))?.Succeeded == true;
+        using var third = SharedRegion.AttachInherited();
+        bool stillUsable = third.Read<int>(0) == 11;
+        Console.WriteLine($"shared {shared}, inherited fd still open {stillOpen}, not passed on {notPassedOn}, usable again {stillUsable}");
+        return shared && stillOpen && notPassedOn && stillUsable ? 0 : Unexpected;
+    }
+
     private static unsafe long ReapedChildrensMinorFaults()
     {
         long* usage = stackalloc long[18];
@@ -179,6 +287,12 @@ public static partial class Program
 
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial int setrlimit(int resource, long* limit);
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int getrlimit(int resource, long* limit);
 
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial int getrusage(int who, long* usage);

@@ -3,36 +3,63 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Shm.Interop;
 
-// <sys/stat.h>: what an object is (device, inode), how large, and who may open it.
+// <sys/stat.h>: what an object is (device, inode, type), how large, and who may open it. statx
+// (glibc 2.28+) has one layout on every architecture; fstat and stat are exported only since glibc 2.33.
 internal static partial class Libc
 {
-    // struct stat is 144 bytes on x86-64 and 128 on arm64; both put st_dev at 0, st_ino at 8 and st_size at 48.
-    private const int StatSize = 256;
+    private const int AT_FDCWD = -100;
+    private const int AT_EMPTY_PATH = 0x1000;
+    private const uint STATX_BASIC_STATS = 0x7ff;
+    private const int S_IFMT = 0xF000;
 
-    [LibraryImport(Name, EntryPoint = "fstat", SetLastError = true)]
-    private static unsafe partial int fstat(SafeFileHandle fd, byte* buffer);
+    /// <summary>The file-type bits of a regular file in st_mode.</summary>
+    internal const int S_IFREG = 0x8000;
 
-    [LibraryImport(Name, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static unsafe partial int stat(string path, byte* buffer);
+    /// <summary>The fields of struct statx (256 bytes) this library reads.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    private struct Statx
+    {
+        [FieldOffset(28)] public ushort Mode;
+        [FieldOffset(32)] public ulong Inode;
+        [FieldOffset(40)] public long Size;
+        [FieldOffset(136)] public uint DeviceMajor;
+        [FieldOffset(140)] public uint DeviceMinor;
+    }
+
+    /// <summary>What <see cref="FileStatus"/> and <see cref="PathStatus"/> report.</summary>
+    internal readonly record struct FileId(ulong Device, ulong Inode, long Size, int Type)
+    {
+        public bool IsRegularFile => Type == S_IFREG;
+
+        public (ulong Device, ulong Inode) Id => (Device, Inode);
+    }
+
+    [LibraryImport(Name, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int statx(int dirfd, string path, int flags, uint mask, Statx* buffer);
+
+    [LibraryImport(Name, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int statx(SafeFileHandle dirfd, string path, int flags, uint mask, Statx* buffer);
 
     [LibraryImport(Name, EntryPoint = "fchmod", SetLastError = true)]
     internal static partial int fchmod(SafeFileHandle fd, uint mode);
 
-    /// <summary>The (device, inode) pair that names the object behind <paramref name="fd"/>, and its size.</summary>
-    internal static unsafe (ulong Device, ulong Inode, long Size) FileStatus(SafeFileHandle fd)
+    /// <summary>The object behind <paramref name="fd"/>.</summary>
+    /// <exception cref="ShmException">statx failed.</exception>
+    internal static unsafe FileId FileStatus(SafeFileHandle fd)
     {
-        byte* buffer = stackalloc byte[StatSize];
-        if (fstat(fd, buffer) != 0)
-        {
-            throw ShmException.FromLastError("fstat");
-        }
-        return (*(ulong*)buffer, *(ulong*)(buffer + 8), *(long*)(buffer + 48));
+        Statx buffer;
+        CheckIo(statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &buffer), "statx");
+        return Describe(buffer);
     }
 
-    /// <summary>The (device, inode) pair at <paramref name="path"/>, or null if nothing is there.</summary>
-    internal static unsafe (ulong Device, ulong Inode)? PathId(string path)
+    /// <summary>The object at <paramref name="path"/> (not following a final symlink), or null if nothing is there.</summary>
+    internal static unsafe FileId? PathStatus(string path)
     {
-        byte* buffer = stackalloc byte[StatSize];
-        return stat(path, buffer) == 0 ? (*(ulong*)buffer, *(ulong*)(buffer + 8)) : null;
+        const int AT_SYMLINK_NOFOLLOW = 0x100;
+        Statx buffer;
+        return statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &buffer) == 0 ? Describe(buffer) : null;
     }
+
+    private static FileId Describe(Statx buffer) =>
+        new(((ulong)buffer.DeviceMajor << 32) | buffer.DeviceMinor, buffer.Inode, buffer.Size, buffer.Mode & S_IFMT);
 }

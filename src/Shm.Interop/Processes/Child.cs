@@ -278,7 +278,7 @@ public sealed partial class Child : IDisposable
     }
 
     /// <summary>Reads a forked child's state from /proc.</summary>
-    internal ThreadSample Sample() => ThreadSample.Read(_watch!.Paths);
+    internal ThreadSample Sample() => ThreadSample.Read(_watch!.Paths, full: true);
 
     /// <summary>Marks the child disposed and releases its pidfd after a kill and reap: for children the fork path gives up on.</summary>
     internal void Discard()

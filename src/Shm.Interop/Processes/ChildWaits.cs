@@ -27,7 +27,7 @@ internal static class ChildWaits
             }
             var fds = new Libc.PollFd[children.Count];
             long nextSample = Stopwatch.GetTimestamp();
-            long sampleEvery = Stopwatch.Frequency * DeadlockWatch.SampleMilliseconds / 1000;
+            long sampleEvery = DeadlockWatch.SampleInterval(children.Count);
             while (true)
             {
                 bool forked = false;

@@ -139,15 +139,16 @@ internal static unsafe class ChildWatcher
     private static void Loop()
     {
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * Libc.EpollEventSize));
-        long sampleEvery = Stopwatch.Frequency * DeadlockWatch.SampleMilliseconds / 1000;
         long nextSample = 0;
         var due = new List<Watched>();
         while (true)
         {
             int timeout;
+            long sampleEvery;
             lock (Gate)
             {
-                timeout = s_forkedWatched > 0 ? DeadlockWatch.SampleMilliseconds : -1;
+                sampleEvery = DeadlockWatch.SampleInterval(s_forkedWatched);
+                timeout = s_forkedWatched > 0 ? ChildWaits.Milliseconds(sampleEvery) : -1;
             }
             int count = Libc.epoll_wait(s_epoll, events, MaxEvents, timeout);
             due.Clear();

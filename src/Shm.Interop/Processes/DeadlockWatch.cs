@@ -1,3 +1,4 @@
+using System;
 using System.Diagnostics;
 
 namespace Shm.Interop;
@@ -15,6 +16,15 @@ internal sealed class DeadlockWatch(int pid)
     /// <summary>How often waits read a forked child's state (100 ms): detection takes 250 to 400 ms.</summary>
     public const int SampleMilliseconds = 100;
 
+    /// <summary>
+    /// The interval between readings when <paramref name="children"/> forked children are waited for:
+    /// 100 ms, and 1 ms more per child past 100, so that reading their state costs about one /proc
+    /// read per millisecond however many there are (detection stays within about a second up to
+    /// several hundred children).
+    /// </summary>
+    public static long SampleInterval(int children) =>
+        Stopwatch.Frequency * Math.Max(SampleMilliseconds, children) / 1000;
+
     private ThreadSample _suspect;
     private long _suspectSince;
 
@@ -23,7 +33,7 @@ internal sealed class DeadlockWatch(int pid)
     /// <summary>Takes a reading; true once the deadlock is confirmed.</summary>
     public bool Check()
     {
-        ThreadSample sample = ThreadSample.Read(Paths);
+        ThreadSample sample = ThreadSample.Read(Paths, full: false);
         long now = Stopwatch.GetTimestamp();
         lock (this)
         {

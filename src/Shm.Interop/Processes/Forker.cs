@@ -217,9 +217,10 @@ internal static unsafe class Forker
                     return true;
                 }
                 Child child = children[index]!;
-                ThreadSample sample = child.Sample();
-                if (!late && sample.Exists && !sample.CannotWake && sample.CpuNanoseconds < StartCpuLimitNanoseconds &&
-                    sample.VoluntarySwitches < StartSleepLimit && child.TryReap() is null)
+                ThreadSample sample = child.Sample(); // unreadable (no descriptor to spare, say): only the clock decides
+                bool cannotStart = sample.Exists &&
+                    (sample.CannotWake || sample.CpuNanoseconds >= StartCpuLimitNanoseconds || sample.VoluntarySwitches >= StartSleepLimit);
+                if (!late && !cannotStart && child.TryReap() is null)
                 {
                     return false;
                 }

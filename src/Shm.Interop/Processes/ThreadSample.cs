@@ -41,11 +41,26 @@ internal readonly struct ThreadSample
     public bool SameWaitAs(ThreadSample earlier) =>
         CannotWake && earlier.CannotWake && FutexAddress == earlier.FutexAddress && ContextSwitches == earlier.ContextSwitches;
 
-    /// <summary>Reads the record of the process behind <paramref name="paths"/>; <see cref="Exists"/> is false if it is gone or unreadable.</summary>
-    public static ThreadSample Read(ProcPaths paths)
+    /// <summary>
+    /// Reads the record of the process behind <paramref name="paths"/>; <see cref="Exists"/> is false
+    /// if it is gone or unreadable. Unless <paramref name="full"/>, a process not in an untimed private
+    /// futex wait costs one small read (its status and CPU time are left at 0): waits sample often.
+    /// </summary>
+    public static ThreadSample Read(ProcPaths paths, bool full)
     {
         Span<byte> buffer = stackalloc byte[4096];
-        int length = Libc.ReadSmallFile(paths.Status, buffer);
+        int length = Libc.ReadSmallFile(paths.Syscall, buffer);
+        if (length < 0)
+        {
+            return default;
+        }
+        (bool waiting, ulong address) = UntimedPrivateFutexWait(buffer[..length]);
+        if (!waiting && !full)
+        {
+            return new ThreadSample { Exists = true };
+        }
+
+        length = Libc.ReadSmallFile(paths.Status, buffer);
         if (length <= 0)
         {
             return default;
@@ -57,9 +72,6 @@ internal readonly struct ThreadSample
 
         length = Libc.ReadSmallFile(paths.Schedstat, buffer);
         long cpu = length > 0 && Utf8Parser.TryParse(buffer[..length], out long nanoseconds, out _) ? nanoseconds : 0;
-
-        length = Libc.ReadSmallFile(paths.Syscall, buffer);
-        (bool waiting, ulong address) = length > 0 ? UntimedPrivateFutexWait(buffer[..length]) : (false, 0UL);
         return new ThreadSample
         {
             Exists = true,
