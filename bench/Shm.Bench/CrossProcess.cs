@@ -56,7 +56,7 @@ internal static class CrossProcess
     /// <summary>Nanoseconds per round trip: parent and forked child, pinned to a core each, spinning on counters.</summary>
     public static double PingPong(long trips)
     {
-        using var region = SharedRegion.Anonymous(Header);
+        using var region = SharedRegion.CreateAnonymous(Header);
         Pong(region, 0); // the child's path, compiled here first
         return AgainstChild(region, () => Pong(region, trips), () => Ping(region, trips)) / trips;
     }
@@ -92,7 +92,7 @@ internal static class CrossProcess
     /// <summary>Bytes per second through a ring of 1 MiB slots: a forked child produces, the parent consumes.</summary>
     public static double Ring(long chunks)
     {
-        using var region = SharedRegion.Anonymous(Header + (long)Slots * Chunk);
+        using var region = SharedRegion.CreateAnonymous(Header + (long)Slots * Chunk);
         byte[] source = new byte[Chunk];
         byte[] sink = new byte[Chunk];
         source.AsSpan().Fill(7);

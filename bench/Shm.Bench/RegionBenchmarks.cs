@@ -26,7 +26,7 @@ public class RegionBenchmarks
     [BenchmarkCategory("1")]
     public void Using1()
     {
-        using var a = SharedRegion.Anonymous(Raw.Length);
+        using var a = SharedRegion.CreateAnonymous(Raw.Length);
     }
 
     [Benchmark]
@@ -69,9 +69,9 @@ public class RegionBenchmarks
     [BenchmarkCategory("3")]
     public void Using3()
     {
-        using var a = SharedRegion.Anonymous(Raw.Length);
-        using var b = SharedRegion.Anonymous(Raw.Length);
-        using var c = SharedRegion.Anonymous(Raw.Length);
+        using var a = SharedRegion.CreateAnonymous(Raw.Length);
+        using var b = SharedRegion.CreateAnonymous(Raw.Length);
+        using var c = SharedRegion.CreateAnonymous(Raw.Length);
     }
 
     [Benchmark]

@@ -25,7 +25,7 @@ public static class Program
 
         using var stop = new CancellationTokenSource();
         List<Thread> neighbours = busy ? StartNeighbours(stop.Token) : [];
-        using var region = SharedRegion.Anonymous(sizeof(long));
+        using var region = SharedRegion.CreateAnonymous(sizeof(long));
         var times = new List<double>();
         int finished = 0, failed = 0;
         long retries = ForkSupport.Retries;

@@ -1,4 +1,4 @@
-/// The post's program: map a region, fork N children that each run run_app(i, ptr), wait for all,
+/// The main job: map a region, fork N children that each run run_app(i, ptr), wait for all,
 /// unmap; if a fork (or any acquisition) fails, the children already started are terminated and
 /// reaped, and everything is unmapped, before the error is reported.
 module Shm.Sample.Program
@@ -60,7 +60,7 @@ let run (count: int) (failAt: int option) =
                     ()
 
                 let! kid =
-                    child (fun () ->
+                    Child.fork (fun () ->
                         waitForGo control
                         runApp i data
                         0)

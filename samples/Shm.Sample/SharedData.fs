@@ -17,7 +17,7 @@ type Floats10 =
     [<DefaultValue(false)>]
     val mutable private element: float32
 
-/// The post's struct: struct SharedData { int ints[10]; float floats[10]; }, 80 bytes.
+/// The shared struct, laid out as C's struct SharedData { int ints[10]; float floats[10]; }: 80 bytes.
 [<Struct; StructLayout(LayoutKind.Sequential)>]
 type SharedData =
     val mutable Ints: Ints10

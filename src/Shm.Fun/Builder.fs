@@ -1,5 +1,7 @@
 namespace Shm.Fun
 
+#nowarn "1204" // the builder is the caller the hidden plumbing exists for
+
 open System
 
 /// <summary>

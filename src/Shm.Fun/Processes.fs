@@ -1,5 +1,7 @@
 namespace Shm.Fun
 
+#nowarn "1204" // the builder is the caller the hidden plumbing exists for
+
 open System
 open System.Runtime.ExceptionServices
 open Shm.Interop
@@ -7,11 +9,12 @@ open Shm.Interop
 /// Children as scoped resources, with nursery semantics: a block that ends normally waits for
 /// (reaps) every child still running; a failing block kills and reaps them. Either way this
 /// happens before any region acquired earlier is unmapped, since release runs newest first.
-[<AutoOpen>]
-module Processes =
+[<RequireQualifiedAccess>]
+[<CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
+module Child =
 
     /// Waits for each child the user has not disposed; a deadlocked one fails the block, naming it.
-    let private join (kids: Child seq) =
+    let private join (kids: Shm.Interop.Child seq) =
         kids
         |> Seq.iteri (fun index kid ->
             if not kid.IsDisposed then
@@ -21,7 +24,7 @@ module Processes =
                     raise (ChildDeadlockedException(exit, index)))
 
     [<Sealed>]
-    type private Nursery(kids: Child seq, terminate: unit -> unit) =
+    type private Nursery(kids: Shm.Interop.Child seq, terminate: unit -> unit) =
         interface IScopeFinalizer with
             member _.Release failed =
                 // Terminate runs whatever the wait threw (a deadlocked child, a disposed group), so
@@ -43,7 +46,12 @@ module Processes =
             member this.Dispose() = (this :> IScopeFinalizer).Release false
 
     /// Registers a child (or group) whose normal release waits for it and whose failure release terminates it.
-    let private nursery (scope: Scope) (owner: 'T) (kids: Child seq) (terminate: unit -> unit) : 'T =
+    let private nursery
+        (scope: Scope)
+        (owner: 'T)
+        (kids: Shm.Interop.Child seq)
+        (terminate: unit -> unit)
+        : 'T =
         scope.Add(owner, new Nursery(kids, terminate))
         owner
 
@@ -57,13 +65,17 @@ module Processes =
             nursery scope group group group.Dispose)
 
     /// <summary>Forks one child that runs <paramref name="body"/> and exits with its value.</summary>
-    let child (body: unit -> int) : Shm<Child> =
+    let fork (body: unit -> int) : Shm<Shm.Interop.Child> =
         (fun scope ->
-            let one = Child.Fork(Func<int> body)
+            let one = Shm.Interop.Child.Fork(Func<int> body)
             nursery scope one [ one ] one.Dispose)
 
     /// <summary>Spawns <paramref name="fileName"/> with <paramref name="arguments"/>, handing it <paramref name="regions"/> (see <c>Child.Spawn</c>); waited for or killed like a forked child.</summary>
-    let spawn (fileName: string) (arguments: string seq) (regions: SharedRegion list) : Shm<Child> =
+    let spawn
+        (fileName: string)
+        (arguments: string seq)
+        (regions: SharedRegion list)
+        : Shm<Shm.Interop.Child> =
         (fun scope ->
-            let one = Child.Spawn(fileName, arguments, Array.ofList regions)
+            let one = Shm.Interop.Child.Spawn(fileName, arguments, Array.ofList regions)
             nursery scope one [ one ] one.Dispose)

@@ -1,5 +1,7 @@
 namespace Shm.Fun
 
+#nowarn "1204" // the scope's own plumbing calls itself
+
 open System
 open System.Collections.Generic
 open System.Runtime.CompilerServices
@@ -83,11 +85,17 @@ type Scope() =
         | _ -> []
 
     /// <summary>Attaches <paramref name="failures"/> to <paramref name="original"/> (see <see cref="Suppressed"/>).</summary>
+    [<CompilerMessage("Plumbing of the shm { } builder, not meant to be called directly.",
+                      1204,
+                      IsHidden = true)>]
     static member AddSuppressed(original: exn, failures: exn seq) =
         let list = suppressedTable.GetValue(original, fun _ -> ResizeArray())
         lock list (fun () -> list.AddRange failures)
 
     /// <summary>How many finalizers are registered: a mark for <see cref="ReleaseTo"/>.</summary>
+    [<CompilerMessage("Plumbing of the shm { } builder, not meant to be called directly.",
+                      1204,
+                      IsHidden = true)>]
     member _.Depth = depth
 
     /// <summary>True once the scope closed; it then accepts no more finalizers.</summary>
@@ -130,12 +138,18 @@ type Scope() =
             | owner -> set.Add owner |> ignore
 
     /// <summary>Registers <paramref name="resource"/>'s Dispose unless it is null or already registered.</summary>
+    [<CompilerMessage("Plumbing of the shm { } builder, not meant to be called directly.",
+                      1204,
+                      IsHidden = true)>]
     member this.Own(resource: IDisposable | null) =
         match resource with
         | NonNull resource when not (this.Contains resource) -> this.Add(resource, resource)
         | _ -> ()
 
     /// <summary>True if a finalizer for <paramref name="owner"/> is registered and has not run.</summary>
+    [<CompilerMessage("Plumbing of the shm { } builder, not meant to be called directly.",
+                      1204,
+                      IsHidden = true)>]
     member _.Contains(owner: objnull) =
         match owner with
         | null -> false
@@ -167,12 +181,18 @@ type Scope() =
     /// <see cref="Depth"/>), attaching their failures to <paramref name="cause"/>. Used when a
     /// failure leaves a <c>try</c>: what it acquired is released before the handler runs.
     /// </summary>
+    [<CompilerMessage("Plumbing of the shm { } builder, not meant to be called directly.",
+                      1204,
+                      IsHidden = true)>]
     member _.ReleaseTo(mark: int, cause: exn) =
         match unwind mark true with
         | NonNull failures -> Scope.AddSuppressed(cause, failures)
         | Null -> ()
 
     /// <summary>Closes the scope because of <paramref name="cause"/>: releases everything and attaches failures to it.</summary>
+    [<CompilerMessage("Plumbing of the shm { } builder, not meant to be called directly.",
+                      1204,
+                      IsHidden = true)>]
     member this.Abort(cause: exn) =
         closed <- true
         this.ReleaseTo(0, cause)

@@ -1,5 +1,7 @@
 namespace Shm.Fun
 
+#nowarn "1204" // the builder is the caller the hidden plumbing exists for
+
 open System
 
 /// <summary>
@@ -16,6 +18,9 @@ type Shm<'T> = Scope -> 'T
 module Shm =
 
     /// <summary>Runs <paramref name="m"/> against <paramref name="scope"/>, leaving its resources registered there.</summary>
+    [<CompilerMessage("Plumbing of the shm { } builder, not meant to be called directly.",
+                      1204,
+                      IsHidden = true)>]
     let inline runIn (scope: Scope) ([<InlineIfLambda>] m: Shm<'T>) : 'T = m scope
 
     /// Runs m in a fresh scope and returns it open; if m throws, the scope is closed (failures

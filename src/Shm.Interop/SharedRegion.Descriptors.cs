@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.IO;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 
@@ -23,11 +24,11 @@ public partial class SharedRegion
     /// </summary>
     /// <param name="name">A label for diagnostics (1 to 249 bytes, no NUL); it need not be unique.</param>
     /// <param name="length">Bytes, at least 1.</param>
-    /// <param name="inheritable">Leave the descriptor open across <c>exec</c> (off: close-on-exec; <see cref="Child.Spawn"/> passes it either way).</param>
+    /// <param name="inheritability">Whether the descriptor stays open across <c>exec</c> (default: close-on-exec; <see cref="Child.Spawn"/> passes it either way).</param>
     /// <exception cref="ArgumentException"><paramref name="name"/> is empty, too long or contains NUL.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative.</exception>
     /// <exception cref="ShmException"><c>memfd_create</c>, <c>ftruncate</c>, <c>fcntl</c> or <c>mmap</c> failed.</exception>
-    public static SharedRegion CreateMemfd(string name, long length, bool inheritable = false)
+    public static SharedRegion CreateMemfd(string name, long length, HandleInheritability inheritability = HandleInheritability.None)
     {
         ArgumentNullException.ThrowIfNull(name);
         int bytes = Encoding.UTF8.GetByteCount(name);
@@ -37,7 +38,7 @@ public partial class SharedRegion
         }
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
 
-        uint flags = Libc.MFD_ALLOW_SEALING | (inheritable ? 0 : Libc.MFD_CLOEXEC);
+        uint flags = Libc.MFD_ALLOW_SEALING | (inheritability == HandleInheritability.Inheritable ? 0 : Libc.MFD_CLOEXEC);
         SafeFileHandle fd = Libc.CheckIo(Libc.memfd_create(name, flags), "memfd_create", name);
         try
         {
@@ -53,29 +54,46 @@ public partial class SharedRegion
     }
 
     /// <summary>
-    /// Maps the whole object behind descriptor <paramref name="fd"/> (a memfd, a segment or a file
-    /// received from another process), sized by <c>statx</c>. The region works on its own
-    /// close-on-exec duplicate of the descriptor; the caller keeps <paramref name="fd"/>.
+    /// Maps the whole object behind descriptor <paramref name="descriptor"/> (a memfd, a segment or a
+    /// file received from another process), sized by <c>statx</c>. The region works on its own
+    /// close-on-exec duplicate of the descriptor; the caller keeps and closes <paramref name="descriptor"/>.
     /// </summary>
-    /// <param name="fd">An open descriptor.</param>
-    /// <param name="writable">Map read/write (the descriptor must be open for writing) or read-only.</param>
+    /// <param name="descriptor">An open descriptor (wrap a raw number with <c>new SafeFileHandle(fd, ownsHandle: false)</c>).</param>
+    /// <param name="access">Read/write (the descriptor must be open for writing) or read-only.</param>
     /// <exception cref="ShmException"><c>fcntl</c> (EBADF for a closed descriptor), <c>statx</c> or <c>mmap</c> failed.</exception>
     /// <exception cref="InvalidOperationException">The object is empty.</exception>
-    public static SharedRegion FromDescriptor(int fd, bool writable = true) =>
-        Attach(Duplicate(fd), writable, RegionKind.Descriptor, null, $"descriptor {fd}");
+    public static SharedRegion OpenDescriptor(SafeFileHandle descriptor, RegionAccess access = RegionAccess.ReadWrite)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        ObjectDisposedException.ThrowIf(descriptor.IsClosed, descriptor);
+        bool added = false;
+        try
+        {
+            descriptor.DangerousAddRef(ref added);
+            int fd = (int)descriptor.DangerousGetHandle();
+            return Attach(Duplicate(fd), access, RegionKind.Descriptor, null, $"descriptor {fd}");
+        }
+        finally
+        {
+            if (added)
+            {
+                descriptor.DangerousRelease();
+            }
+        }
+    }
 
     /// <summary>
-    /// The spawned child's side of <see cref="Child.Spawn"/>: maps inherited region number
+    /// The spawned child's side of <see cref="Child.Spawn"/>: opens inherited region number
     /// <paramref name="index"/> (in the order the parent passed them). The inherited descriptor is made
     /// close-on-exec (so it goes no further, to this process's own children) and stays open; each
     /// region works on its own duplicate, so attaching the same index twice gives two independent regions.
     /// </summary>
     /// <param name="index">Which inherited region, from 0.</param>
-    /// <param name="writable">Map read/write or read-only.</param>
+    /// <param name="access">Read/write or read-only.</param>
     /// <exception cref="InvalidOperationException">This process was not given regions (no <see cref="InheritedDescriptorsVariable"/>).</exception>
     /// <exception cref="ArgumentOutOfRangeException">Fewer regions were inherited.</exception>
     /// <exception cref="ShmException">The inherited descriptor is not open (EBADF), or mapping it failed.</exception>
-    public static SharedRegion AttachInherited(int index = 0, bool writable = true)
+    public static SharedRegion OpenInherited(int index = 0, RegionAccess access = RegionAccess.ReadWrite)
     {
         string list = Environment.GetEnvironmentVariable(InheritedDescriptorsVariable)
             ?? throw new InvalidOperationException($"No regions were inherited: {InheritedDescriptorsVariable} is not set. Start this process with Child.Spawn.");
@@ -90,13 +108,13 @@ public partial class SharedRegion
                 Libc.CheckIo(Libc.fcntl(fd, Libc.F_SETFD, Libc.FD_CLOEXEC), "fcntl(F_SETFD)", $"inherited descriptor {fd}");
             }
         }
-        return Attach(Duplicate(fd), writable, RegionKind.Descriptor, null, $"inherited descriptor {fd}");
+        return Attach(Duplicate(fd), access, RegionKind.Descriptor, null, $"inherited descriptor {fd}");
     }
 
     private static SafeFileHandle Duplicate(int fd) =>
         new(Libc.CheckIo(Libc.fcntl(fd, Libc.F_DUPFD_CLOEXEC, 0), "fcntl(F_DUPFD_CLOEXEC)", $"descriptor {fd}"), ownsHandle: true);
 
-    private static SharedRegion Attach(SafeFileHandle fd, bool writable, RegionKind kind, string? name, string what)
+    private static SharedRegion Attach(SafeFileHandle fd, RegionAccess access, RegionKind kind, string? name, string what)
     {
         try
         {
@@ -107,7 +125,7 @@ public partial class SharedRegion
                     ? $"The segment '{name}' is empty (0 bytes): its creator has opened it but not sized it yet, or never will. Retry after the creator has finished (it sizes the segment before writing to it)."
                     : $"The object behind {what} is empty (0 bytes): nothing to map.");
             }
-            Protection protection = writable ? Protection.ReadWrite : Protection.Read;
+            Protection protection = ProtectionFor(access);
             return new SharedRegion(MapDescriptor(fd, length, protection, name), length, protection, kind, fd, name);
         }
         catch
@@ -116,6 +134,13 @@ public partial class SharedRegion
             throw;
         }
     }
+
+    private static Protection ProtectionFor(RegionAccess access) => access switch
+    {
+        RegionAccess.ReadWrite => Protection.ReadWrite,
+        RegionAccess.ReadOnly => Protection.Read,
+        _ => throw new ArgumentOutOfRangeException(nameof(access), access, "ReadWrite or ReadOnly."),
+    };
 
     private static SafeMappingHandle MapDescriptor(SafeFileHandle fd, long length, Protection protection, string? name) =>
         Adopt(new SafeMappingHandle(), Libc.mmap(0, (nuint)length, (int)protection, Libc.MAP_SHARED, fd, 0), length, name ?? "descriptor");

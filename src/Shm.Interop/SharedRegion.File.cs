@@ -17,17 +17,19 @@ public partial class SharedRegion
     /// </summary>
     /// <param name="path">The file.</param>
     /// <param name="length">Bytes to map, at least 1.</param>
-    /// <param name="writable">Map read/write (create or extend as needed), or read-only (the file must exist and be long enough).</param>
+    /// <param name="access">Read/write (create or extend as needed), or read-only (the file must exist and be long enough).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative, or longer than a read-only file.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is not a regular file.</exception>
     /// <exception cref="ShmException"><c>open</c> (ENOENT, EACCES, ELOOP for a symbolic link...), <c>posix_fallocate</c> (ENOSPC, EFBIG) or <c>mmap</c> failed.</exception>
-    public static SharedRegion MapFile(string path, long length, bool writable = true)
+    public static SharedRegion CreateFromFile(string path, long length, RegionAccess access = RegionAccess.ReadWrite)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
 
         // O_NONBLOCK: opening a FIFO must not wait for a peer before it can be refused.
         const int NoFollow = Libc.O_NOFOLLOW | Libc.O_CLOEXEC | Libc.O_NONBLOCK;
+        Protection protection = ProtectionFor(access);
+        bool writable = access == RegionAccess.ReadWrite;
         bool created = false;
         SafeFileHandle fd;
         if (writable)
@@ -60,7 +62,6 @@ public partial class SharedRegion
             {
                 throw new ArgumentOutOfRangeException(nameof(length), length, $"{path} holds only {file.Size} bytes.");
             }
-            Protection protection = writable ? Protection.ReadWrite : Protection.Read;
             return new SharedRegion(MapDescriptor(fd, length, protection, path), length, protection, RegionKind.File, fd, path);
         }
         catch

@@ -63,10 +63,7 @@ public partial class SharedRegion
         try
         {
             _mapping.DangerousAddRef(ref added);
-            if (call(_mapping.DangerousGetHandle(), (nuint)_mapping.ByteLength, argument) != 0)
-            {
-                throw ShmException.FromLastError(syscall);
-            }
+            Libc.CheckIo(call(_mapping.DangerousGetHandle(), (nuint)_mapping.ByteLength, argument), syscall);
         }
         finally
         {

@@ -56,15 +56,16 @@ public partial class SharedRegion
     /// writing accessors refuse with <see cref="NotSupportedException"/>.
     /// </summary>
     /// <param name="name">The segment's name (an optional leading <c>/</c>).</param>
-    /// <param name="writable">Open and map read/write, or read-only.</param>
+    /// <param name="access">Read/write, or read-only.</param>
     /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
     /// <exception cref="InvalidOperationException">The segment exists but is empty: its creator has not sized it yet.</exception>
     /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if its mode forbids it.</exception>
-    public static SharedRegion OpenNamed(string name, bool writable = true)
+    public static SharedRegion OpenNamed(string name, RegionAccess access = RegionAccess.ReadWrite)
     {
         string posixName = ValidateName(name);
-        SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, writable ? Libc.O_RDWR : Libc.O_RDONLY, 0), "shm_open", name);
-        return Attach(fd, writable, RegionKind.Named, name, $"segment '{name}'");
+        ProtectionFor(access);
+        SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, access == RegionAccess.ReadWrite ? Libc.O_RDWR : Libc.O_RDONLY, 0), "shm_open", name);
+        return Attach(fd, access, RegionKind.Named, name, $"segment '{name}'");
     }
 
     /// <summary>

@@ -72,15 +72,17 @@ public partial class SharedRegion : IDisposable
     /// <summary>True if the pages may be written.</summary>
     public bool CanWrite => (_protection & Protection.Write) != 0;
 
-    /// <summary>The start address of the mapping (page aligned).</summary>
+    /// <summary>
+    /// The start address of the mapping (page aligned). Dangerous, as the BCL's
+    /// <c>DangerousGetHandle</c>: nothing keeps the range mapped while you use the address; a
+    /// <see cref="Dispose"/> on another thread unmaps it under you. Pin it with
+    /// <see cref="SafeMappingHandle"/>'s <c>DangerousAddRef</c>, or use the spans and accessors.
+    /// </summary>
     /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
-    public nint Address
+    public nint DangerousGetAddress()
     {
-        get
-        {
-            ThrowIfDisposed();
-            return _mapping.DangerousGetHandle();
-        }
+        ThrowIfDisposed();
+        return _mapping.DangerousGetHandle();
     }
 
     /// <summary>
@@ -97,7 +99,7 @@ public partial class SharedRegion : IDisposable
     /// <param name="length">Bytes to map, at least 1.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative.</exception>
     /// <exception cref="ShmException"><c>mmap</c> failed, e.g. ENOMEM for a length the address space cannot hold.</exception>
-    public static SharedRegion Anonymous(long length)
+    public static SharedRegion CreateAnonymous(long length)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
         return new SharedRegion(MapAnonymous(length), length, Protection.ReadWrite);
@@ -106,7 +108,7 @@ public partial class SharedRegion : IDisposable
     /// <summary>Maps an anonymous shared region sized for one <typeparamref name="T"/>, zeroed.</summary>
     /// <typeparam name="T">An unmanaged struct; its value lives in the mapping.</typeparam>
     /// <exception cref="ShmException"><c>mmap</c> failed.</exception>
-    public static SharedRegion<T> Anonymous<T>()
+    public static SharedRegion<T> CreateAnonymous<T>()
         where T : unmanaged
     {
         long length = Unsafe.SizeOf<T>();

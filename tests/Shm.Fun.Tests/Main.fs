@@ -9,7 +9,7 @@ let main argv =
     match argv with
     | [| "--spawned-worker"; value |] ->
         // This program spawned by itself (Child.SpawnSelf): attach the region it was handed.
-        use region = SharedRegion.AttachInherited()
+        use region = SharedRegion.OpenInherited()
         region.Write(0L, int value)
         0
     | _ ->

@@ -21,8 +21,8 @@ let tests =
 
                 let seen =
                     shm {
-                        let! creator = named name 4096
-                        let! opener = openNamed name
+                        let! creator = Region.named name 4096
+                        let! opener = Region.openNamed name
                         creator.Write(0L, 31337)
                         return opener.Read<int> 0L, DevShm.Exists name
                     }
@@ -40,7 +40,7 @@ let tests =
 
                 let caught =
                     try
-                        Shm.runIn scope (named name 4096) |> ignore
+                        Region.named name 4096 scope |> ignore
                         None
                     with e ->
                         Some e
@@ -59,8 +59,8 @@ let tests =
                 let caught =
                     try
                         shm {
-                            let! _ = named name 4096L
-                            let! _ = openNamed (devShm.UniqueName()) // missing: ENOENT
+                            let! _ = Region.named name 4096L
+                            let! _ = Region.openNamed (devShm.UniqueName()) // missing: ENOENT
                             return ()
                         }
                         |> Shm.run
@@ -76,7 +76,7 @@ let tests =
             test "memfd is visible in /proc/self/maps inside the block only" {
                 let inside =
                     shm {
-                        let! _ = memfd "fun-memfd" 8192
+                        let! _ = Region.memfd "fun-memfd" 8192
                         return memfdMapped "fun-memfd"
                     }
                     |> Shm.run
@@ -91,7 +91,7 @@ let tests =
 
                 try
                     shm {
-                        let! data = file path 4096
+                        let! data = Region.file path 4096
                         data.Write(16L, 0x5EEDL)
                         data.Flush()
                     }

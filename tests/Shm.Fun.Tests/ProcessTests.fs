@@ -46,7 +46,7 @@ let tests =
                             reapedBeforeRegion <- group.Value |> Seq.forall (fun c -> not (isNull c.Exit)))
 
                     let! kids =
-                        children 3 (fun i ->
+                        Child.children 3 (fun i ->
                             results.Write(int64 (i * 4), i + 10)
                             i)
 
@@ -67,8 +67,8 @@ let tests =
                     try
                         shm {
                             let! go = region 64
-                            let! kids = children 2 (fun _ -> waitForGo go)
-                            let! one = child (fun () -> waitForGo go)
+                            let! kids = Child.children 2 (fun _ -> waitForGo go)
+                            let! one = Child.fork (fun () -> waitForGo go)
                             pids <- one.Pid :: List.ofSeq kids.Pids
                             failwith "the body failed"
                         }
@@ -94,7 +94,7 @@ let tests =
                     catching (fun () ->
                         shm {
                             let! kids =
-                                children 3 (fun i ->
+                                Child.children 3 (fun i ->
                                     (if i = 1 then
                                          held.Take())
 
@@ -117,11 +117,11 @@ let tests =
 
             test
                 "a child the user disposed inside the block does not stop the others being waited for or killed" {
-                use go = SharedRegion.Anonymous 64
+                use go = SharedRegion.CreateAnonymous 64
                 let mutable pids = []
 
                 shm {
-                    let! kids = children 3 (fun _ -> waitForGo go)
+                    let! kids = Child.children 3 (fun _ -> waitForGo go)
                     pids <- List.ofSeq kids.Pids
                     kids[0].Dispose()
                     go.Write(0L, 1)
@@ -151,7 +151,7 @@ let tests =
                     let! shared = Shm.ofDisposable (SharedRegion.CreateMemfd("for-sh", 4096))
                     // Registered first, so it runs after the nursery has waited for the shell.
                     do! Shm.defer (fun () -> code <- shell |> Option.bind exitCode)
-                    let! sh = spawn "/bin/sh" [ "-c"; "test -n \"$SHM_INHERITED_FDS\"" ] [ shared ]
+                    let! sh = Child.spawn "/bin/sh" [ "-c"; "test -n \"$SHM_INHERITED_FDS\"" ] [ shared ]
                     shell <- Some sh
                 }
                 |> Shm.run
@@ -163,7 +163,7 @@ let tests =
                 let mutable exits = []
 
                 shm {
-                    use! kids = children 2 (fun i -> i + 1)
+                    use! kids = Child.children 2 (fun i -> i + 1)
                     kids |> Seq.iter (waitOrFail >> ignore)
                     exits <- kids |> Seq.map exitCode |> List.ofSeq
                 }
@@ -188,10 +188,10 @@ let tests =
                                 let! _ = region 4096
                                 ()
                             | Kids n ->
-                                let! kids = children (n.Get % 3 + 1) (fun _ -> waitForGo go)
+                                let! kids = Child.children (n.Get % 3 + 1) (fun _ -> waitForGo go)
                                 pids.AddRange kids.Pids
                             | Kid ->
-                                let! one = child (fun () -> waitForGo go)
+                                let! one = Child.fork (fun () -> waitForGo go)
                                 pids.Add one.Pid
                             | FailingAcquisition ->
                                 let! _ = region (1L <<< 50)

@@ -19,7 +19,7 @@ type Counters =
 let private page = int64 Environment.SystemPageSize
 
 let private mapped (region: SharedRegion) =
-    match ProcMaps.At region.Address with
+    match ProcMaps.At(region.DangerousGetAddress()) with
     | null -> false
     | mapping -> mapping.IsAnonymousShared && mapping.Size >= region.Length
 

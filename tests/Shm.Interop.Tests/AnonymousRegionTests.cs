@@ -10,9 +10,9 @@ public class AnonymousRegionTests
     [Fact]
     public void Anonymous_maps_a_shared_read_write_region_the_kernel_lists()
     {
-        using var region = SharedRegion.Anonymous(5096);
+        using var region = SharedRegion.CreateAnonymous(5096);
 
-        Mapping? mapping = ProcMaps.At(region.Address);
+        Mapping? mapping = ProcMaps.At(region.DangerousGetAddress());
         Assert.NotNull(mapping);
         Assert.Equal("/dev/zero (deleted)", mapping.Path);
         Assert.Equal("rw-s", mapping.Permissions);
@@ -23,8 +23,8 @@ public class AnonymousRegionTests
     [Fact]
     public void Dispose_unmaps_the_region()
     {
-        var region = SharedRegion.Anonymous(3 * Environment.SystemPageSize);
-        nint address = region.Address;
+        var region = SharedRegion.CreateAnonymous(3 * Environment.SystemPageSize);
+        nint address = region.DangerousGetAddress();
 
         region.Dispose();
 
@@ -50,14 +50,14 @@ public class AnonymousRegionTests
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static (long, long) MapAndForget(long length)
     {
-        var region = SharedRegion.Anonymous(length);
-        return (region.Address, length);
+        var region = SharedRegion.CreateAnonymous(length);
+        return (region.DangerousGetAddress(), length);
     }
 
     [Fact]
     public void Dispose_twice_does_nothing()
     {
-        var region = SharedRegion.Anonymous(100);
+        var region = SharedRegion.CreateAnonymous(100);
         region.Dispose();
         region.Dispose();
         Assert.True(region.IsDisposed);
@@ -71,7 +71,7 @@ public class AnonymousRegionTests
     {
         var before = ProcMaps.AnonymousShared();
 
-        var error = Assert.Throws<ArgumentOutOfRangeException>(() => SharedRegion.Anonymous(length));
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => SharedRegion.CreateAnonymous(length));
 
         Assert.Equal("length", error.ParamName);
         Assert.Equal(before, ProcMaps.AnonymousShared());
@@ -82,7 +82,7 @@ public class AnonymousRegionTests
     [InlineData(long.MaxValue)]
     public void A_length_the_kernel_refuses_raises_ShmException_with_ENOMEM(long length)
     {
-        var error = Assert.Throws<ShmException>(() => SharedRegion.Anonymous(length));
+        var error = Assert.Throws<ShmException>(() => SharedRegion.CreateAnonymous(length));
 
         Assert.Equal("mmap", error.Syscall);
         Assert.Equal(Errno.ENOMEM, error.Errno);
@@ -96,10 +96,10 @@ public class AnonymousRegionTests
     [Fact]
     public void Every_access_after_dispose_throws_ObjectDisposedException()
     {
-        var region = SharedRegion.Anonymous(4096);
+        var region = SharedRegion.CreateAnonymous(4096);
         region.Dispose();
 
-        Assert.Throws<ObjectDisposedException>(() => region.Address);
+        Assert.Throws<ObjectDisposedException>(() => region.DangerousGetAddress());
         Assert.Throws<ObjectDisposedException>(() => region.AsSpan());
         Assert.Throws<ObjectDisposedException>(() => region.AsSpan(0, 1));
         Assert.Throws<ObjectDisposedException>(() => region.AsReadOnlySpan());
@@ -117,8 +117,8 @@ public class AnonymousRegionTests
     [Fact]
     public void A_call_holding_the_handle_defers_the_unmap_until_it_releases()
     {
-        var region = SharedRegion.Anonymous(11 * Environment.SystemPageSize);
-        nint address = region.Address;
+        var region = SharedRegion.CreateAnonymous(11 * Environment.SystemPageSize);
+        nint address = region.DangerousGetAddress();
         bool added = false;
         region.SafeMappingHandle.DangerousAddRef(ref added);
 

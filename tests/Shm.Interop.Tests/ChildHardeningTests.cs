@@ -40,7 +40,7 @@ public class ChildHardeningTests
     [Fact]
     public void Children_that_ignore_SIGTERM_share_one_grace_period()
     {
-        using var ready = SharedRegion.Anonymous(4096);
+        using var ready = SharedRegion.CreateAnonymous(4096);
         Native.Signal(-1, 0); // binds signal() in the parent
         var children = Children.Fork(
             4,

@@ -156,8 +156,8 @@ public class ForkDeadlockTests
     [Fact]
     public unsafe void A_child_waiting_on_a_shared_futex_the_parent_wakes_later_is_not_deadlocked()
     {
-        using var region = SharedRegion.Anonymous(4096);
-        int* word = (int*)region.Address;
+        using var region = SharedRegion.CreateAnonymous(4096);
+        int* word = (int*)region.DangerousGetAddress();
         using Child child = Child.Fork(() =>
         {
             Volatile.Write(ref word[1], 1);
@@ -181,8 +181,8 @@ public class ForkDeadlockTests
     [Fact]
     public unsafe void A_child_with_a_second_thread_is_not_deadlocked_even_in_an_untimed_private_wait()
     {
-        using var region = SharedRegion.Anonymous(4096);
-        int* ready = (int*)region.Address;
+        using var region = SharedRegion.CreateAnonymous(4096);
+        int* ready = (int*)region.DangerousGetAddress();
         using Child child = Child.Fork(() =>
         {
             Futex.StartPausingThread();

@@ -25,7 +25,7 @@ public class ForkStressTests(ITestOutputHelper output)
     [Trait("Category", "Stress")]
     public void Children_that_compile_code_beside_threads_that_compile_load_types_and_allocate_never_hang_and_all_but_a_few_finish()
     {
-        using var region = SharedRegion.Anonymous(PerRound * sizeof(long));
+        using var region = SharedRegion.CreateAnonymous(PerRound * sizeof(long));
         var neighbours = new BusyNeighbours(
             BusyNeighbours.Kind.Allocate, BusyNeighbours.Kind.Allocate, BusyNeighbours.Kind.Compile, BusyNeighbours.Kind.LoadTypes);
         int hung = 0, crashed = 0, wrong = 0, deadlocked = 0, finished = 0, children = 0;

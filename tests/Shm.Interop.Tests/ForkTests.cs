@@ -38,7 +38,7 @@ public class ForkTests
     [Fact]
     public void A_child_writes_an_anonymous_region_the_parent_reads()
     {
-        using var region = SharedRegion.Anonymous(4096);
+        using var region = SharedRegion.CreateAnonymous(4096);
 
         using Child child = Child.Fork(() =>
         {
@@ -73,7 +73,7 @@ public class ForkTests
     [Fact]
     public void No_ProcessExit_handler_runs_in_the_child()
     {
-        using var marks = SharedRegion.Anonymous(4096);
+        using var marks = SharedRegion.CreateAnonymous(4096);
         EventHandler handler = (_, _) => marks.Write(0, 1);
         AppDomain.CurrentDomain.ProcessExit += handler;
         try
@@ -91,7 +91,7 @@ public class ForkTests
     [Fact]
     public void Regions_the_child_disposes_stay_mapped_in_the_parent()
     {
-        var region = SharedRegion.Anonymous(3 * Environment.SystemPageSize);
+        var region = SharedRegion.CreateAnonymous(3 * Environment.SystemPageSize);
         using Child child = Child.Fork(() =>
         {
             region.Dispose();
@@ -100,14 +100,14 @@ public class ForkTests
 
         Assert.True(child.WaitOrFail().Succeeded);
         Assert.False(region.IsDisposed);
-        Assert.True(ProcMaps.At(region.Address) is { IsAnonymousShared: true });
+        Assert.True(ProcMaps.At(region.DangerousGetAddress()) is { IsAnonymousShared: true });
         region.Dispose();
     }
 
     [Fact]
     public void SIGTERM_sent_to_a_child_ends_the_child_and_not_the_parent()
     {
-        using var ready = SharedRegion.Anonymous(4096);
+        using var ready = SharedRegion.CreateAnonymous(4096);
         using Child child = Child.Fork(() =>
         {
             ready.Write(0, 1);
@@ -152,7 +152,7 @@ public class ForkTests
     [Fact]
     public void A_child_that_ignores_SIGTERM_is_killed_after_the_grace_period()
     {
-        using var ready = SharedRegion.Anonymous(4096);
+        using var ready = SharedRegion.CreateAnonymous(4096);
         Native.Signal(-1, 0); // binds signal() in the parent (EINVAL, no effect), so the child does not resolve it
         var child = Child.Fork(
             () =>
@@ -209,7 +209,7 @@ public class ForkTests
     [Fact]
     public void Children_run_the_body_with_their_index_and_WaitAll_reaps_them()
     {
-        using var region = SharedRegion.Anonymous(4096);
+        using var region = SharedRegion.CreateAnonymous(4096);
 
         using Children children = Children.Fork(5, i =>
         {

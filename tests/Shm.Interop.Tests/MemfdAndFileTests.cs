@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using Shm.TestSupport;
 using Xunit;
 
@@ -16,7 +17,7 @@ public sealed class MemfdAndFileTests : IDisposable
     public void A_memfd_region_shows_as_memfd_in_the_maps_and_goes_with_Dispose()
     {
         var region = SharedRegion.CreateMemfd("visible", 3 * 4096);
-        nint address = region.Address;
+        nint address = region.DangerousGetAddress();
 
         Assert.Equal("/memfd:visible (deleted)", ProcMaps.At(address)!.Path);
         Assert.Equal("rw-s", ProcMaps.At(address)!.Permissions);
@@ -31,21 +32,19 @@ public sealed class MemfdAndFileTests : IDisposable
     }
 
     [Fact]
-    public void FromDescriptor_maps_the_same_object_through_its_own_descriptor()
+    public void OpenDescriptor_maps_the_same_object_through_its_own_descriptor()
     {
         using var region = SharedRegion.CreateMemfd("twice", 4096);
-        int fd = (int)region.Descriptor!.DangerousGetHandle();
-
-        using (var again = SharedRegion.FromDescriptor(fd))
+        using (var again = SharedRegion.OpenDescriptor(region.Descriptor!))
         {
             again.Write(0, 99);
             Assert.Equal(4096, again.Length);
-            Assert.NotEqual(region.Address, again.Address);
+            Assert.NotEqual(region.DangerousGetAddress(), again.DangerousGetAddress());
         }
 
         Assert.Equal(99, region.Read<int>(0));
-        Assert.False(region.Descriptor.IsClosed); // the caller's descriptor stays open
-        Assert.Equal(Errno.EBADF, Assert.Throws<ShmException>(() => SharedRegion.FromDescriptor(987654)).Errno);
+        Assert.False(region.Descriptor!.IsClosed); // the caller's descriptor stays open
+        Assert.Equal(Errno.EBADF, Assert.Throws<ShmException>(() => SharedRegion.OpenDescriptor(new SafeFileHandle(987654, ownsHandle: false))).Errno);
     }
 
     [Theory]
@@ -61,10 +60,10 @@ public sealed class MemfdAndFileTests : IDisposable
     {
         string path = Path.Combine(_directory, "data.bin");
 
-        using (var region = SharedRegion.MapFile(path, 5096))
+        using (var region = SharedRegion.CreateFromFile(path, 5096))
         {
             Assert.Equal(RegionKind.File, region.Kind);
-            Assert.Equal(path, ProcMaps.At(region.Address)!.Path);
+            Assert.Equal(path, ProcMaps.At(region.DangerousGetAddress())!.Path);
             Encoding.ASCII.GetBytes("persistent").CopyTo(region.AsSpan(100, 10));
             region.Flush();
         }
@@ -80,7 +79,7 @@ public sealed class MemfdAndFileTests : IDisposable
         string path = Path.Combine(_directory, "short.bin");
         File.WriteAllBytes(path, [1, 2, 3]);
 
-        using (var region = SharedRegion.MapFile(path, 8192))
+        using (var region = SharedRegion.CreateFromFile(path, 8192))
         {
             Assert.Equal([1, 2, 3], region.AsReadOnlySpan(0, 3).ToArray());
             region.AsSpan()[8191] = 9;
@@ -96,14 +95,14 @@ public sealed class MemfdAndFileTests : IDisposable
         string path = Path.Combine(_directory, "ro.bin");
         File.WriteAllBytes(path, new byte[4096]);
 
-        using (var region = SharedRegion.MapFile(path, 4096, writable: false))
+        using (var region = SharedRegion.CreateFromFile(path, 4096, RegionAccess.ReadOnly))
         {
-            Assert.Equal("r--s", ProcMaps.At(region.Address)!.Permissions);
+            Assert.Equal("r--s", ProcMaps.At(region.DangerousGetAddress())!.Permissions);
             Assert.Throws<NotSupportedException>(() => region.AsSpan());
         }
 
-        Assert.Throws<ArgumentOutOfRangeException>(() => SharedRegion.MapFile(path, 8192, writable: false));
-        var missing = Assert.Throws<ShmException>(() => SharedRegion.MapFile(Path.Combine(_directory, "none"), 10, writable: false));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SharedRegion.CreateFromFile(path, 8192, RegionAccess.ReadOnly));
+        var missing = Assert.Throws<ShmException>(() => SharedRegion.CreateFromFile(Path.Combine(_directory, "none"), 10, RegionAccess.ReadOnly));
         Assert.Equal(("open", Errno.ENOENT), (missing.Syscall, missing.Errno));
         Assert.False(File.Exists(Path.Combine(_directory, "none")));
     }
@@ -112,12 +111,12 @@ public sealed class MemfdAndFileTests : IDisposable
     public void A_second_process_sees_a_file_regions_bytes_through_the_file()
     {
         string path = Path.Combine(_directory, "shared.bin");
-        using var region = SharedRegion.MapFile(path, 4096);
-        SharedRegion.MapFile(path, 4096).Dispose(); // the child's path, run once here
+        using var region = SharedRegion.CreateFromFile(path, 4096);
+        SharedRegion.CreateFromFile(path, 4096).Dispose(); // the child's path, run once here
 
         using Child child = Child.Fork(() =>
         {
-            using var mine = SharedRegion.MapFile(path, 4096);
+            using var mine = SharedRegion.CreateFromFile(path, 4096);
             mine.Write(8, 1234L);
             return 0;
         });

@@ -22,8 +22,8 @@ public sealed class NamedRegionTests : IDisposable
         Assert.True(DevShm.Exists(name));
         Assert.Equal(5096, DevShm.Size(name));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, DevShm.Mode(name));
-        Assert.Equal($"/dev/shm/{name}", ProcMaps.At(region.Address)!.Path);
-        Assert.Equal("rw-s", ProcMaps.At(region.Address)!.Permissions);
+        Assert.Equal($"/dev/shm/{name}", ProcMaps.At(region.DangerousGetAddress())!.Path);
+        Assert.Equal("rw-s", ProcMaps.At(region.DangerousGetAddress())!.Permissions);
         Assert.Equal(name, region.Name);
         Assert.Equal(RegionKind.Named, region.Kind);
     }
@@ -184,9 +184,9 @@ public sealed class NamedRegionTests : IDisposable
         using var creator = SharedRegion.CreateNamed(name, 4096);
         creator.AsSpan()[0] = 5;
 
-        using var reader = SharedRegion.OpenNamed(name, writable: false);
+        using var reader = SharedRegion.OpenNamed(name, RegionAccess.ReadOnly);
 
-        Assert.Equal("r--s", ProcMaps.At(reader.Address)!.Permissions);
+        Assert.Equal("r--s", ProcMaps.At(reader.DangerousGetAddress())!.Permissions);
         Assert.False(reader.CanWrite);
         Assert.Equal(5, reader.AsReadOnlySpan()[0]);
         Assert.Throws<NotSupportedException>(() => reader.AsSpan());

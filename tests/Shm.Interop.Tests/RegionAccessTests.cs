@@ -16,7 +16,7 @@ public class RegionAccessTests
     [Fact]
     public void A_new_region_is_zeroed_and_bytes_written_read_back()
     {
-        using var region = SharedRegion.Anonymous(5096);
+        using var region = SharedRegion.CreateAnonymous(5096);
 
         Assert.True(region.AsReadOnlySpan().IndexOfAnyExcept((byte)0) < 0);
         region.AsSpan().Fill(0xAB);
@@ -30,7 +30,7 @@ public class RegionAccessTests
     [Fact]
     public void Typed_views_share_the_same_bytes()
     {
-        using var region = SharedRegion.Anonymous(64);
+        using var region = SharedRegion.CreateAnonymous(64);
 
         ref Pair pair = ref region.As<Pair>(16);
         pair.Count = 3;
@@ -47,7 +47,7 @@ public class RegionAccessTests
     [Fact]
     public void The_typed_region_holds_one_value_in_place()
     {
-        using var region = SharedRegion.Anonymous<Pair>();
+        using var region = SharedRegion.CreateAnonymous<Pair>();
 
         region.Value.Count = 42;
 
@@ -58,7 +58,7 @@ public class RegionAccessTests
     [Fact]
     public void A_type_larger_than_the_region_is_refused()
     {
-        using var region = SharedRegion.Anonymous(8);
+        using var region = SharedRegion.CreateAnonymous(8);
 
         Assert.Throws<ArgumentException>(() => region.As<Pair>());
         Assert.Throws<ArgumentException>(() => region.AsSpan<Pair>());
@@ -67,7 +67,7 @@ public class RegionAccessTests
     [Fact]
     public void A_misaligned_offset_is_refused()
     {
-        using var region = SharedRegion.Anonymous(64);
+        using var region = SharedRegion.CreateAnonymous(64);
 
         Assert.Equal("offset", Assert.Throws<ArgumentException>(() => region.As<long>(4)).ParamName);
         Assert.Equal("offset", Assert.Throws<ArgumentException>(() => region.As<Pair>(2)).ParamName);
@@ -84,7 +84,7 @@ public class RegionAccessTests
     [InlineData(long.MaxValue, 1)]
     public void Slices_outside_the_region_are_refused(long offset, int length)
     {
-        using var region = SharedRegion.Anonymous(100);
+        using var region = SharedRegion.CreateAnonymous(100);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => region.AsSpan(offset, length));
         Assert.Throws<ArgumentOutOfRangeException>(() => region.AsReadOnlySpan(offset, length));
@@ -93,7 +93,7 @@ public class RegionAccessTests
     [Fact]
     public void Typed_reads_and_writes_past_the_end_are_refused()
     {
-        using var region = SharedRegion.Anonymous(100);
+        using var region = SharedRegion.CreateAnonymous(100);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => region.Read<long>(93));
         Assert.Throws<ArgumentOutOfRangeException>(() => region.Write(97, 1));

@@ -25,10 +25,10 @@ public sealed class RegionHardeningTests : IDisposable
     }
 
     [Fact]
-    public void FromDescriptor_keeps_its_duplicate_close_on_exec_so_it_leaks_into_no_spawned_program()
+    public void OpenDescriptor_keeps_its_duplicate_close_on_exec_so_it_leaks_into_no_spawned_program()
     {
         using var memfd = SharedRegion.CreateMemfd("original", 4096);
-        using var attached = SharedRegion.FromDescriptor((int)memfd.Descriptor!.DangerousGetHandle());
+        using var attached = SharedRegion.OpenDescriptor(memfd.Descriptor!);
         int duplicate = (int)attached.Descriptor!.DangerousGetHandle();
 
         Assert.True(IsCloseOnExec(duplicate));
@@ -69,7 +69,7 @@ public sealed class RegionHardeningTests : IDisposable
         string link = Path.Combine(_directory, "link");
         File.CreateSymbolicLink(link, target);
 
-        var error = Assert.Throws<ShmException>(() => SharedRegion.MapFile(link, 1 << 20));
+        var error = Assert.Throws<ShmException>(() => SharedRegion.CreateFromFile(link, 1 << 20));
 
         Assert.Equal("open", error.Syscall);
         Assert.Equal(40, error.Errno); // ELOOP
@@ -79,26 +79,26 @@ public sealed class RegionHardeningTests : IDisposable
     [Fact]
     public void MapFile_refuses_what_is_not_a_regular_file()
     {
-        Assert.Equal("path", Assert.Throws<ArgumentException>(() => SharedRegion.MapFile("/dev/null", 4096)).ParamName);
+        Assert.Equal("path", Assert.Throws<ArgumentException>(() => SharedRegion.CreateFromFile("/dev/null", 4096)).ParamName);
         string fifo = Path.Combine(_directory, "fifo");
         using (Child mkfifo = Child.Spawn("mkfifo", [fifo]))
         {
             Assert.True(mkfifo.WaitOrFail().Succeeded);
         }
-        Assert.Throws<ArgumentException>(() => SharedRegion.MapFile(fifo, 4096, writable: false)); // O_RDONLY on a FIFO without a writer would block: refused first
+        Assert.Throws<ArgumentException>(() => SharedRegion.CreateFromFile(fifo, 4096, RegionAccess.ReadOnly)); // O_RDONLY on a FIFO without a writer would block: refused first
     }
 
     [Fact]
     public void MapFile_creates_new_files_0600_and_removes_one_it_created_when_mapping_fails()
     {
         string path = Path.Combine(_directory, "new");
-        using (SharedRegion.MapFile(path, 4096))
+        using (SharedRegion.CreateFromFile(path, 4096))
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
         }
 
         string huge = Path.Combine(_directory, "huge");
-        var error = Assert.Throws<ShmException>(() => SharedRegion.MapFile(huge, 1L << 50));
+        var error = Assert.Throws<ShmException>(() => SharedRegion.CreateFromFile(huge, 1L << 50));
 
         Assert.Equal("posix_fallocate", error.Syscall);
         Assert.False(File.Exists(huge), "the half-made file was left behind");
@@ -141,8 +141,8 @@ public sealed class RegionHardeningTests : IDisposable
     [Fact]
     public void Disposing_the_exposed_mapping_handle_makes_every_accessor_refuse()
     {
-        var region = SharedRegion.Anonymous(4096);
-        nint address = region.Address;
+        var region = SharedRegion.CreateAnonymous(4096);
+        nint address = region.DangerousGetAddress();
 
         region.SafeMappingHandle.Dispose();
 
@@ -161,7 +161,7 @@ public sealed class RegionHardeningTests : IDisposable
         int disposedSeen = 0;
         for (int round = 0; round < 200; round++)
         {
-            var region = SharedRegion.Anonymous(64 * 1024);
+            var region = SharedRegion.CreateAnonymous(64 * 1024);
             using var started = new ManualResetEventSlim();
             var hammer = new Thread(() =>
             {

@@ -59,7 +59,7 @@ public class SpawnTests
     [Fact]
     public void An_anonymous_region_cannot_be_passed()
     {
-        using var region = SharedRegion.Anonymous(4096);
+        using var region = SharedRegion.CreateAnonymous(4096);
 
         Assert.Equal("inherit", Assert.Throws<ArgumentException>(() => Child.Spawn("/bin/true", [], region)).ParamName);
     }
@@ -67,6 +67,6 @@ public class SpawnTests
     [Fact]
     public void AttachInherited_without_a_spawning_parent_says_so()
     {
-        Assert.Throws<InvalidOperationException>(() => SharedRegion.AttachInherited());
+        Assert.Throws<InvalidOperationException>(() => SharedRegion.OpenInherited());
     }
 }

@@ -27,6 +27,7 @@ public static partial class Program
         "pid1" => ReapedByPidOne(),
         "emfile" => PidfdUnavailable(),
         "attach-twice" => AttachTwice(),
+        "leak-segment" => LeakSegment(args[1]),
         _ => Unexpected,
     };
 
@@ -36,7 +37,7 @@ public static partial class Program
     /// </summary>
     private static int Attach(int value)
     {
-        using SharedRegion region = SharedRegion.AttachInherited();
+        using SharedRegion region = SharedRegion.OpenInherited();
         Span<int> ints = region.AsSpan<int>();
         int count = ints.Length - 1;
         int[] filled = new int[count];
@@ -72,7 +73,7 @@ public static partial class Program
     /// </summary>
     private static unsafe int ForkFailsUnderNproc(int room)
     {
-        using SharedRegion pids = SharedRegion.Anonymous(4096);
+        using SharedRegion pids = SharedRegion.CreateAnonymous(4096);
         if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
         {
             return Unexpected;
@@ -115,7 +116,7 @@ public static partial class Program
     /// </summary>
     private static int Orphan()
     {
-        SharedRegion region = SharedRegion.AttachInherited();
+        SharedRegion region = SharedRegion.OpenInherited();
         Child child = Child.Fork(() =>
         {
             region.Write(0, Native.GetPid());
@@ -216,8 +217,8 @@ public static partial class Program
     private static int AttachTwice()
     {
         int inherited = int.Parse(Environment.GetEnvironmentVariable(SharedRegion.InheritedDescriptorsVariable)!, System.Globalization.CultureInfo.InvariantCulture);
-        var first = SharedRegion.AttachInherited();
-        var second = SharedRegion.AttachInherited();
+        var first = SharedRegion.OpenInherited();
+        var second = SharedRegion.OpenInherited();
         first.Write(0, 11);
         second.Write(4, 22);
         bool shared = second.Read<int>(0) == 11 && first.Read<int>(4) == 22;
@@ -226,10 +227,20 @@ public static partial class Program
         bool stillOpen = File.Exists($"/proc/self/fd/{inherited}");
         using Child shell = Child.Spawn("/bin/sh", ["-c", $"test ! -e /proc/self/fd/{inherited}"]);
         bool notPassedOn = shell.Wait(TimeSpan.FromSeconds(30))?.Succeeded == true;
-        using var third = SharedRegion.AttachInherited();
+        using var third = SharedRegion.OpenInherited();
         bool stillUsable = third.Read<int>(0) == 11;
         Console.WriteLine($"shared {shared}, inherited fd still open {stillOpen}, not passed on {notPassedOn}, usable again {stillUsable}");
         return shared && stillOpen && notPassedOn && stillUsable ? 0 : Unexpected;
+    }
+
+    /// <summary>Creates a named segment and dies by SIGKILL before it can unlink it: the crashed creator the shm tool cleans up after.</summary>
+    private static int LeakSegment(string name)
+    {
+        SharedRegion region = SharedRegion.CreateNamed(name, 4096);
+        region.Write(0, 0x4B49_4C4C); // "LLIK"
+        Native.Kill(Native.GetPid(), Native.SIGKILL);
+        GC.KeepAlive(region);
+        return Unexpected;
     }
 
     private static unsafe long ReapedChildrensMinorFaults()

@@ -15,7 +15,7 @@ public sealed partial class Child
     /// <summary>
     /// Starts <paramref name="fileName"/> (searched in PATH) as a fresh process that inherits the
     /// descriptors of <paramref name="inherit"/> (and only those: the others stay close-on-exec).
-    /// The child attaches with <see cref="SharedRegion.AttachInherited"/>. No code of this process
+    /// The child attaches with <see cref="SharedRegion.OpenInherited"/>. No code of this process
     /// runs in the child (<c>posix_spawn</c>), so spawn needs no runtime configuration.
     /// </summary>
     /// <remarks>A fresh .NET process takes about 50 ms to start: keep spawned workers alive and reuse them.</remarks>
@@ -30,7 +30,7 @@ public sealed partial class Child
         ArgumentNullException.ThrowIfNull(arguments);
         ArgumentNullException.ThrowIfNull(inherit);
         SafeFileHandle[] fds = inherit.Select((region, i) => region.Descriptor
-            ?? throw new ArgumentException($"Region {i} ({region}) has no descriptor; create it with CreateMemfd, CreateNamed or MapFile to pass it to a process.", nameof(inherit))).ToArray();
+            ?? throw new ArgumentException($"Region {i} ({region}) has no descriptor; create it with CreateMemfd, CreateNamed or CreateFromFile to pass it to a process.", nameof(inherit))).ToArray();
         return SpawnCore(fileName, [fileName, .. arguments], fds);
     }
 
@@ -61,17 +61,17 @@ public sealed partial class Child
         var strings = new List<nint>();
         byte* fileActions = stackalloc byte[Libc.SpawnFileActionsSize];
         byte* attributes = stackalloc byte[Libc.SpawnAttrSize];
-        Check(Libc.posix_spawn_file_actions_init(fileActions), "posix_spawn_file_actions_init");
+        Libc.CheckError(Libc.posix_spawn_file_actions_init(fileActions), "posix_spawn_file_actions_init");
         int attributesReady = Libc.posix_spawnattr_init(attributes);
         try
         {
-            Check(attributesReady, "posix_spawnattr_init");
+            Libc.CheckError(attributesReady, "posix_spawnattr_init");
             var numbers = new int[fds.Length];
             for (int i = 0; i < fds.Length; i++)
             {
                 fds[i].DangerousAddRef(ref added[i]);
                 numbers[i] = (int)fds[i].DangerousGetHandle();
-                Check(Libc.posix_spawn_file_actions_adddup2(fileActions, numbers[i], numbers[i]), "posix_spawn_file_actions_adddup2");
+                Libc.CheckError(Libc.posix_spawn_file_actions_adddup2(fileActions, numbers[i], numbers[i]), "posix_spawn_file_actions_adddup2");
             }
 
             // Dispositions as exec leaves them (and as Process.Start does): handlers become the
@@ -79,18 +79,15 @@ public sealed partial class Child
             // The child starts with no signal blocked, like a shell's child.
             Libc.SigSet none;
             Libc.sigemptyset(&none);
-            Check(Libc.posix_spawnattr_setsigmask(attributes, &none), "posix_spawnattr_setsigmask");
-            Check(Libc.posix_spawnattr_setflags(attributes, Libc.POSIX_SPAWN_SETSIGMASK), "posix_spawnattr_setflags");
+            Libc.CheckError(Libc.posix_spawnattr_setsigmask(attributes, &none), "posix_spawnattr_setsigmask");
+            Libc.CheckError(Libc.posix_spawnattr_setflags(attributes, Libc.POSIX_SPAWN_SETSIGMASK), "posix_spawnattr_setflags");
 
             byte** args = NullTerminated(argv, strings);
             byte** env = NullTerminated(ChildEnvironment(fds.Length == 0 ? null : string.Join(',', numbers)), strings);
             byte* file = Utf8(fileName, strings);
             int pid;
             int error = Libc.posix_spawnp(&pid, file, fileActions, attributes, args, env);
-            if (error != 0)
-            {
-                throw new ShmException("posix_spawnp", error, fileName);
-            }
+            Libc.CheckError(error, "posix_spawnp", fileName);
             // The new program cannot have been reaped by anyone else before this: only a reaper of
             // every child (pid 1) could, and then only after it exits.
             return Adopt(pid, ForkOptions.Default.TerminateGracePeriod, forked: false, index: 0);
@@ -151,13 +148,5 @@ public sealed partial class Child
         strings.Add((nint)bytes);
         Encoding.UTF8.GetBytes(value, new Span<byte>(bytes, length));
         return bytes;
-    }
-
-    private static void Check(int error, string call)
-    {
-        if (error != 0)
-        {
-            throw new ShmException(call, error);
-        }
     }
 }

@@ -110,11 +110,7 @@ internal static unsafe class ChildWatcher
         {
             return;
         }
-        int epoll = Libc.epoll_create1(Libc.EPOLL_CLOEXEC);
-        if (epoll < 0)
-        {
-            throw ShmException.FromLastError("epoll_create1");
-        }
+        int epoll = Libc.CheckIo(Libc.epoll_create1(Libc.EPOLL_CLOEXEC), "epoll_create1");
         int wake = Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
         if (wake < 0 || Libc.EpollAdd(epoll, wake, WakeTag) != 0)
         {

@@ -151,11 +151,7 @@ internal static unsafe class Forker
             {
                 window.EnsureRoom();
                 int* slot = &page[index - first];
-                int pid = ForkOne(body, index, slot, &page[Slots], parent, &old);
-                if (pid < 0)
-                {
-                    throw ShmException.FromLastError("fork", $"child {index}");
-                }
+                int pid = Libc.CheckIo(ForkOne(body, index, slot, &page[Slots], parent, &old), "fork", $"child {index}");
                 bool overlapped = !window.Unbroken;
                 Child child = Child.Adopt(pid, options.TerminateGracePeriod, forked: true, index);
                 if (overlapped)
@@ -252,7 +248,7 @@ internal static unsafe class Forker
             s_handshake = SharedRegion.CreateMemfd("shm-fork-handshake", (Slots + 1) * sizeof(int));
             Rehearse();
         }
-        return (int*)s_handshake.Address;
+        return (int*)s_handshake.DangerousGetAddress();
     }
 
     /// <summary>

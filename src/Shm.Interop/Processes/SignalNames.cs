@@ -1,7 +1,7 @@
 namespace Shm.Interop;
 
 /// <summary>Names of the classic Linux signals, for messages.</summary>
-public static class SignalNames
+internal static class SignalNames
 {
     private static readonly string[] Names =
     [
