@@ -168,5 +168,100 @@ internal static class CrossProcess
         }
     }
 
+    /// <summary>Nanoseconds per uncontended lock+unlock of a <see cref="SharedMutex"/>.</summary>
+    public static double MutexUncontended(long n)
+    {
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using var mutex = SharedMutex.Create(region, 256);
+        LockUnlock(mutex, 1000);
+        long start = Stopwatch.GetTimestamp();
+        LockUnlock(mutex, n);
+        return Nanoseconds(start) / n;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void LockUnlock(SharedMutex mutex, long n)
+    {
+        for (long i = 0; i < n; i++)
+        {
+            mutex.Lock();
+            mutex.Unlock();
+        }
+    }
+
+    /// <summary>Nanoseconds per lock+unlock while this process and a forked child contend for one <see cref="SharedMutex"/>.</summary>
+    public static double MutexHandoff(long n)
+    {
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using var mutex = SharedMutex.Create(region, 256);
+        Increment(mutex, region, 1); // the child's path, compiled here first
+        region.Write(320, 0L);
+        double elapsed = AgainstChild(region, () => Increment(mutex, region, n), () =>
+        {
+            Increment(mutex, region, n);
+            while (Volatile.Read(ref region.As<long>(320)) != 2 * n)
+            {
+            }
+        });
+        return elapsed / (2.0 * n);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Increment(SharedMutex mutex, SharedRegion region, long n)
+    {
+        ref long counter = ref region.As<long>(320);
+        for (long i = 0; i < n; i++)
+        {
+            mutex.Lock();
+            counter++;
+            mutex.Unlock();
+        }
+    }
+
+    /// <summary>Nanoseconds per one-way post-to-wake-up: this process and a forked child ping-pong on two <see cref="SharedSemaphore"/>s, so each wait parks.</summary>
+    public static double SemaphoreWake(long trips)
+    {
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using var ping = SharedSemaphore.Create(region, 256, 0);
+        using var pong = SharedSemaphore.Create(region, 320, 0);
+        ping.Release();
+        Answer(ping, pong, 1); // the child's path, compiled here first
+        pong.Wait();
+        return AgainstChild(region, () => Answer(ping, pong, trips), () => Ask(ping, pong, trips)) / (2.0 * trips);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Ask(SharedSemaphore ping, SharedSemaphore pong, long trips)
+    {
+        for (long i = 0; i < trips; i++)
+        {
+            ping.Release();
+            pong.Wait();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Answer(SharedSemaphore ping, SharedSemaphore pong, long trips)
+    {
+        for (long i = 0; i < trips; i++)
+        {
+            ping.Wait();
+            pong.Release();
+        }
+    }
+
+    /// <summary>Nanoseconds per WaitOne+ReleaseMutex of .NET's own named <see cref="Mutex"/> (a reference: file-backed on Linux).</summary>
+    public static double NamedDotnetMutex(long n)
+    {
+        using var mutex = new Mutex(false, $"shm-bench-{Environment.ProcessId}");
+        long start = Stopwatch.GetTimestamp();
+        for (long i = 0; i < n; i++)
+        {
+            mutex.WaitOne();
+            mutex.ReleaseMutex();
+        }
+        return Nanoseconds(start) / n;
+    }
+
     private static double Nanoseconds(long start) => (Stopwatch.GetTimestamp() - start) * 1e9 / Stopwatch.Frequency;
 }

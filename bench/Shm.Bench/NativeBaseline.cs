@@ -19,7 +19,8 @@ internal sealed class NativeBaseline
         string program = Path.Combine(Path.GetTempPath(), $"shmbench-{Environment.ProcessId}");
         try
         {
-            (int exit, string output) = Run("cc", $"-O2 -o {program} {source}");
+            string include = Path.Combine(AppContext.BaseDirectory, "native", "include");
+            (int exit, string output) = Run("cc", $"-O2 -pthread -I {include} -o {program} {source}");
             if (exit != 0)
             {
                 Console.WriteLine($"C baseline skipped: cc failed: {output}");
@@ -34,18 +35,23 @@ internal sealed class NativeBaseline
         return new NativeBaseline(program);
     }
 
-    /// <summary>Runs one mode and returns the number it prints.</summary>
-    public double Measure(string mode, long n)
+    /// <summary>Runs one mode and returns the number it prints; <paramref name="size"/> sets SHM_SIZE for the message modes.</summary>
+    public double Measure(string mode, long n, long size = 0)
     {
-        (int exit, string output) = Run(_program, $"{mode} {n}");
+        (int exit, string output) = Run(_program, $"{mode} {n}", size);
         return exit == 0
             ? double.Parse(output.Trim(), CultureInfo.InvariantCulture)
             : throw new InvalidOperationException($"{_program} {mode} failed ({exit}): {output}");
     }
 
-    private static (int Exit, string Output) Run(string file, string arguments)
+    private static (int Exit, string Output) Run(string file, string arguments, long size = 0)
     {
-        using var process = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var start = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (size > 0)
+        {
+            start.Environment["SHM_SIZE"] = size.ToString(CultureInfo.InvariantCulture);
+        }
+        using var process = Process.Start(start)!;
         string output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
         process.WaitForExit();
         return (process.ExitCode, output);

@@ -23,10 +23,10 @@ namespace Shm.Bench;
 /// </summary>
 public static class Program
 {
-    private sealed record Sizes(int Runs, long Mmaps, int Children, int Spawns, long Trips, long Chunks, int[] HeapMiB);
+    private sealed record Sizes(int Runs, long Mmaps, int Children, int Spawns, long Trips, long Chunks, int[] HeapMiB, long Locks, long Wakes, int RoundTrips, long Messages, int Parked);
 
-    private static readonly Sizes Quick = new(3, 20_000, 50, 3, 200_000, 256, [256]);
-    private static readonly Sizes Full = new(7, 200_000, 200, 10, 2_000_000, 4096, [256, 1024]);
+    private static readonly Sizes Quick = new(3, 20_000, 50, 3, 200_000, 256, [256], 200_000, 2_000, 20_000, 200_000, 100);
+    private static readonly Sizes Full = new(7, 200_000, 200, 10, 2_000_000, 4096, [256, 1024], 2_000_000, 20_000, 200_000, 2_000_000, 500);
 
     private static readonly List<(string Name, double Value, string Op, double Goal)> Ratios = [];
     private static readonly List<string> Table = [];
@@ -45,6 +45,8 @@ public static class Program
         // A lean process first: fork copies page tables, so it costs more once the heap has grown.
         Forks(sizes, c);
         PingPongAndRing(sizes, c);
+        Sync(sizes, c);
+        Channel(sizes, c);
         InProcess(quick, sizes, c);
         HeapGrowth(sizes);
 
@@ -111,6 +113,69 @@ public static class Program
         {
             (double dotnet, double native) = Paired(sizes.Runs, () => CrossProcess.RawFork(sizes.Children), () => c.Measure("fork", sizes.Children));
             Table.Add($"| fork/_exit/waitpid, reference | .NET (P/Invoke): {Format(dotnet, "ns")} | C: {Format(native, "ns")} | {dotnet / native:0.00} | none: a .NET process has more page tables to copy |");
+        }
+    }
+
+    private static void Sync(Sizes sizes, NativeBaseline? c)
+    {
+        double named = MedianOf(Enumerable.Range(0, sizes.Runs).Select(_ => CrossProcess.NamedDotnetMutex(sizes.Locks / 10)));
+        if (c is null)
+        {
+            Table.Add($"| SharedMutex lock+unlock | {Format(CrossProcess.MutexUncontended(sizes.Locks), "ns")} | C: skipped | | |");
+            return;
+        }
+        (double ours, double native) = Paired(sizes.Runs, () => CrossProcess.MutexUncontended(sizes.Locks), () => c.Measure("mutex", sizes.Locks));
+        Compare("mutex-uncontended-vs-c", "uncontended lock+unlock of a robust shared mutex: SharedMutex vs C pthread_mutex_lock/unlock", ours, native, "<=", 1.2, "ns");
+        Table.Add($"| lock+unlock: .NET's named Mutex vs SharedMutex, reference | {Format(named, "ns")} | {Format(ours, "ns")} | {named / ours:0.0} | none |");
+        (double handoff, double nativeHandoff) = Paired(sizes.Runs, () => CrossProcess.MutexHandoff(sizes.Locks / 4), () => c.Measure("handoff", sizes.Locks / 4));
+        Compare("mutex-handoff-vs-c", "contended lock+unlock, two processes on two cores: SharedMutex vs C", handoff, nativeHandoff, "<=", 1.3, "ns");
+        (double wake, double nativeWake) = Paired(sizes.Runs, () => CrossProcess.SemaphoreWake(sizes.Wakes), () => c.Measure("semaphore", sizes.Wakes));
+        Compare("semaphore-wake-vs-c", "semaphore post to wake-up, two processes (each wait parks): SharedSemaphore vs C on a futex", wake, nativeWake, "<=", 1.3, "ns");
+    }
+
+    private static void Channel(Sizes sizes, NativeBaseline? c)
+    {
+        double floor = c is null ? double.NaN : MedianOf(Enumerable.Range(0, sizes.Runs).Select(_ => c.Measure("pingpong", sizes.Trips)));
+        foreach (int size in new[] { 8, 64, 1024 })
+        {
+            double[] trips = ChannelBench.RoundTrips(size, sizes.RoundTrips);
+            double median = trips[trips.Length / 2], p99 = trips[(int)(trips.Length * 0.99)], p999 = trips[(int)(trips.Length * 0.999)];
+            Table.Add($"| channel round trip, {size} B: p50 / p99 / p99.9 | {Format(median, "ns")} / {Format(p99, "ns")} / {Format(p999, "ns")} | C spin floor {Format(floor, "ns")} | | |");
+            if (c is not null)
+            {
+                Compare($"channel-roundtrip-vs-c/{size}", $"round trip through two channels, {size}-byte messages, forked echo: Shm (p50) vs the C spin ping-pong floor", median, floor, "<=", 1.5, "ns");
+            }
+        }
+        foreach (int size in new[] { 64, 4096, 1 << 20 })
+        {
+            long messages = Math.Max(2000, sizes.Messages * 64 / Math.Max(64, size));
+            double one = ChannelBench.Throughput(size, messages, 1);
+            double four = ChannelBench.Throughput(size, messages, 4);
+            double uds = ChannelBench.UnixSocket(size, messages);
+            string what = size >= 1 << 20 ? "1 MiB" : size >= 4096 ? "4 KiB" : $"{size} B";
+            Table.Add($"| channel, {what} messages: 1 writer / 4 writers | {one / 1e6:0.00} M msg/s ({Format(one * size, "B/s")}) / {four / 1e6:0.00} M msg/s | .NET Socket (Unix): {uds / 1e6:0.00} M msg/s | {one / uds:0.0}x | |");
+            if (c is null)
+            {
+                continue;
+            }
+            double socketpair = c.Measure("socketmsg", messages, size);
+            double pipe = c.Measure("pipemsg", messages, size);
+            Table.Add($"| ... {what}: a socketpair / a pipe (C), reference | {Format(one * size, "B/s")} | {socketpair / 1e6:0.00} / {pipe / 1e6:0.00} M msg/s | {one / socketpair:0.0}x / {one / pipe:0.0}x | |");
+            if (size == 64)
+            {
+                Compare("channel-msgs-vs-socketpair/64", "messages/s, 64 B, one writer to one reader: Shm channel vs a Unix socketpair (C)", one, socketpair, ">=", 10, "msg/s");
+            }
+            if (size == 1 << 20)
+            {
+                double memcpy = c.Measure("memcpy", Math.Max(500, messages), size);
+                Compare("channel-bytes-vs-memcpy/1MiB", "bytes/s, 1 MiB messages (read in place): Shm channel vs memcpy into a ring (C)", one * size, memcpy, ">=", 0.8, "B/s");
+            }
+        }
+        if (c is not null)
+        {
+            double parked = ChannelBench.ParkedWake(sizes.Parked);
+            double native = c.Measure("wake", sizes.Parked);
+            Compare("channel-parked-wake-vs-c", "wake-up of a reader that had parked, write to read (median): Shm channel vs C on a futex", parked, native, "<=", 1.3, "ns");
         }
     }
 
@@ -199,6 +264,7 @@ public static class Program
     private static string Format(double value, string unit) => unit switch
     {
         "B/s" => $"{value / 1e9:0.00} GB/s",
+        "msg/s" => $"{value / 1e6:0.00} M msg/s",
         _ when value >= 1e6 => $"{value / 1e6:0.00} ms",
         _ when value >= 1e3 => $"{value / 1e3:0.00} us",
         _ => $"{value:0} ns",

@@ -9,6 +9,15 @@
  *   ring MB        bytes/s moving MB MiB through a ring of 1 MiB slots (producer child, consumer parent)
  *   pipe MB        bytes/s through a pipe, 1 MiB writes and reads
  *   socketpair MB  bytes/s through a Unix stream socketpair
+ *   mutex N        ns per uncontended lock+unlock of a robust, process-shared, error-checking mutex
+ *   handoff N      ns per lock+unlock while two processes (pinned apart) contend for that mutex
+ *   semaphore N    ns per one-way post-to-wake-up: two processes ping-pong on two futex semaphores
+ *                  (include/shm/shm.h, the layout Shm's SharedSemaphore uses), so each wait parks
+ *   wake N         median ns from a post to the wake-up of a waiter that had parked (2 ms between posts)
+ *   socketmsg N    messages/s of SIZE bytes (SHM_SIZE, default 64) through a Unix socketpair, child to parent
+ *   pipemsg N      the same through a pipe
+ *   memcpy N       bytes/s copying N blocks of SIZE bytes into a 16 MiB shared ring in turn (memory
+ *                  bandwidth: the ceiling for bulk messages, whose writer copies each once)
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -22,6 +31,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <shm/shm.h>
 
 #define LEN 5096
 #define CHUNK (1 << 20)
@@ -176,6 +187,141 @@ static int bench_stream(long chunks, int use_socket) {
     return 0;
 }
 
+static void init_mutex(struct shm_mutex *m) {
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&m->mutex, &a);
+}
+
+static int bench_mutex(long n) {
+    struct shm_mutex *m = map(SHM_PRIMITIVE_SIZE);
+    init_mutex(m);
+    for (long i = 0; i < n; i++) {
+        shm_mutex_lock(m);
+        shm_mutex_unlock(m);
+    }
+    return 0;
+}
+
+static int bench_handoff(long n) {
+    char *base = map(4096);
+    struct shm_mutex *m = (struct shm_mutex *)base;
+    atomic_long *go = (atomic_long *)(base + 128);
+    long *counter = (long *)(base + 192);
+    init_mutex(m);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(1);
+        while (!atomic_load(go)) {}
+        for (long i = 0; i < n; i++) { shm_mutex_lock(m); ++*counter; shm_mutex_unlock(m); }
+        _exit(0);
+    }
+    pin(0);
+    double start = now();
+    atomic_store(go, 1);
+    for (long i = 0; i < n; i++) { shm_mutex_lock(m); ++*counter; shm_mutex_unlock(m); }
+    waitpid(pid, NULL, 0);
+    double elapsed = now() - start;
+    printf("%.1f\n", elapsed / (2.0 * n));
+    return *counter == 2 * n ? 0 : 1;
+}
+
+static int bench_semaphore(long n) {
+    char *base = map(4096);
+    struct shm_semaphore *ping = (struct shm_semaphore *)base, *pong = (struct shm_semaphore *)(base + 64);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(1);
+        for (long i = 0; i < n; i++) { shm_semaphore_wait(ping); shm_semaphore_post(pong); }
+        _exit(0);
+    }
+    pin(0);
+    double start = now();
+    for (long i = 0; i < n; i++) { shm_semaphore_post(ping); shm_semaphore_wait(pong); }
+    double elapsed = now() - start;
+    waitpid(pid, NULL, 0);
+    printf("%.1f\n", elapsed / (2.0 * n));
+    return 0;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int bench_wake(long n) {
+    char *base = map(4096 + n * sizeof(double));
+    struct shm_semaphore *s = (struct shm_semaphore *)base;
+    double *sent = (double *)(base + 64), *latency = (double *)(base + 4096);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(1);
+        for (long i = 0; i < n; i++) { shm_semaphore_wait(s); latency[i] = now() - *(volatile double *)sent; }
+        _exit(0);
+    }
+    pin(0);
+    struct timespec pause = {0, 2000000};
+    for (long i = 0; i < n; i++) { nanosleep(&pause, NULL); *(volatile double *)sent = now(); shm_semaphore_post(s); }
+    waitpid(pid, NULL, 0);
+    qsort(latency, n, sizeof(double), compare_doubles);
+    printf("%.1f\n", latency[n / 2]);
+    return 0;
+}
+
+static long message_size(void) {
+    const char *size = getenv("SHM_SIZE");
+    return size ? atol(size) : 64;
+}
+
+static int bench_messages(long n, int use_socket) {
+    long size = message_size();
+    int fds[2];
+    if (use_socket ? socketpair(AF_UNIX, SOCK_STREAM, 0, fds) : pipe(fds)) return 1;
+    char *buffer = malloc(size);
+    memset(buffer, 7, size);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(1);
+        close(fds[0]);
+        for (long i = 0; i < n; i++)
+            for (long done = 0; done < size;) {
+                ssize_t w = write(fds[1], buffer + done, size - done);
+                if (w <= 0) _exit(1);
+                done += w;
+            }
+        _exit(0);
+    }
+    pin(0);
+    close(fds[1]);
+    double start = now();
+    for (long i = 0; i < n; i++)
+        for (long done = 0; done < size;) {
+            ssize_t r = read(fds[0], buffer + done, size - done);
+            if (r <= 0) return 1;
+            done += r;
+        }
+    double elapsed = now() - start;
+    waitpid(pid, NULL, 0);
+    printf("%.0f\n", n / (elapsed / 1e9));
+    return 0;
+}
+
+static int bench_memcpy(long n) {
+    long size = message_size(), ring = 16L << 20;
+    if (size > ring) ring = size;
+    char *from = malloc(size), *to = map(ring);
+    memset(from, 7, size);
+    memset(to, 0, ring);
+    long slots = ring / size;
+    double start = now();
+    for (long i = 0; i < n; i++) { from[0] = (char)i; memcpy(to + (i % slots) * size, from, size); __asm__ volatile("" : : "r"(to) : "memory"); }
+    printf("%.0f\n", n * (double)size / ((now() - start) / 1e9));
+    return 0;
+}
+
 static int timed(int (*body)(long), long n) {
     double start = now();
     int failed = body(n);
@@ -185,7 +331,7 @@ static int timed(int (*body)(long), long n) {
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s mmap|mmap3|fork|pingpong|ring|pipe|socketpair N\n", argv[0]);
+        fprintf(stderr, "usage: %s mmap|mmap3|fork|pingpong|ring|pipe|socketpair|mutex|handoff|semaphore|wake|socketmsg|pipemsg|memcpy N\n", argv[0]);
         return 2;
     }
     long n = atol(argv[2]);
@@ -196,5 +342,12 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "ring")) return bench_ring(n);
     if (!strcmp(argv[1], "pipe")) return bench_stream(n, 0);
     if (!strcmp(argv[1], "socketpair")) return bench_stream(n, 1);
+    if (!strcmp(argv[1], "mutex")) return timed(bench_mutex, n);
+    if (!strcmp(argv[1], "handoff")) return bench_handoff(n);
+    if (!strcmp(argv[1], "semaphore")) return bench_semaphore(n);
+    if (!strcmp(argv[1], "wake")) return bench_wake(n);
+    if (!strcmp(argv[1], "socketmsg")) return bench_messages(n, 1);
+    if (!strcmp(argv[1], "pipemsg")) return bench_messages(n, 0);
+    if (!strcmp(argv[1], "memcpy")) return bench_memcpy(n);
     return 2;
 }

@@ -66,12 +66,25 @@ public partial class SharedRegion
         }
         catch
         {
+            RemoveIfStillOurs(created, path, fd);
+            fd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Removes a file this call created, if the path still names it; never throws (the original exception matters).</summary>
+    private static void RemoveIfStillOurs(bool created, string path, SafeFileHandle fd)
+    {
+        try
+        {
             if (created && Libc.PathStatus(path)?.Id == Libc.FileStatus(fd).Id)
             {
                 Libc.unlink(path); // ours, and still ours: leave no half-made file behind
             }
-            fd.Dispose();
-            throw;
+        }
+        catch (ShmException)
+        {
+            // statx failed on our own descriptor: leave the file rather than hide the first failure.
         }
     }
 }

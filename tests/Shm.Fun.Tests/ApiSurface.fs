@@ -5,7 +5,6 @@ module Shm.Fun.Tests.ApiSurface
 open System
 open System.IO
 open System.Reflection
-open System.Runtime.CompilerServices
 open Expecto
 
 let rec private name (t: Type) : string =
@@ -64,13 +63,8 @@ let listing () =
                 |> Array.sort
     ]
 
-type private Here =
-    static member File([<CallerFilePath>] ?path: string) = defaultArg path ""
-
 let private checkedIn () =
-    match Path.GetDirectoryName(Here.File()) with
-    | null -> "PublicApi.Fun.txt"
-    | directory -> Path.Combine(directory, "PublicApi.Fun.txt")
+    Shm.TestSupport.Repository.PathOf("tests", "Shm.Fun.Tests", "PublicApi.Fun.txt")
 
 [<Tests>]
 let tests =

@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using Shm.TestSupport;
 using Xunit;
 
 namespace Shm.Interop.Tests;
@@ -10,7 +11,7 @@ public class NativeAotTests
     [Trait("Category", "NativeAot")]
     public void The_NativeAOT_sample_publishes_and_forks_beside_four_busy_threads_without_a_failure()
     {
-        string root = RepositoryRoot();
+        string root = Repository.Root;
         string output = Directory.CreateTempSubdirectory("shm-aot-").FullName;
         try
         {
@@ -37,15 +38,4 @@ public class NativeAotTests
         }
     }
 
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Shm.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-        throw new InvalidOperationException("Shm.sln not found above the test assembly");
-    }
 }

@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using Shm.TestSupport;
 using Xunit;
 
 namespace Shm.Interop.Tests;
@@ -8,7 +9,7 @@ namespace Shm.Interop.Tests;
 /// <summary>The README's code must not rot: its quick starts are files the solution compiles, and these tests run them.</summary>
 public class ReadmeTests
 {
-    private static readonly string Root = FindRoot();
+    private static readonly string Root = Repository.Root;
 
     [Theory]
     [InlineData("samples/QuickStart.FSharp/Program.fs", "fsharp")]
@@ -47,15 +48,4 @@ public class ReadmeTests
         }
     }
 
-    private static string FindRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Shm.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-        throw new InvalidOperationException("Shm.sln not found above the test assembly");
-    }
 }

@@ -28,6 +28,7 @@ public static partial class Program
         "emfile" => PidfdUnavailable(),
         "attach-twice" => AttachTwice(),
         "leak-segment" => LeakSegment(args[1]),
+        "channel-writer" => ChannelWriter(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         _ => Unexpected,
     };
 
@@ -241,6 +242,26 @@ public static partial class Program
         Native.Kill(Native.GetPid(), Native.SIGKILL);
         GC.KeepAlive(region);
         return Unexpected;
+    }
+
+    /// <summary>Opens the channel in inherited region 0 and writes messages 0..N-1 of writer 0 (as ChannelTests.MessageOf makes them).</summary>
+    private static int ChannelWriter(int count)
+    {
+        using SharedRegion region = SharedRegion.OpenInherited();
+        using SharedChannel channel = SharedChannel.Open(region);
+        using SharedChannelWriter writer = channel.OpenWriter();
+        for (int i = 0; i < count; i++)
+        {
+            var bytes = new byte[8 + ((i * 37) % 3000)];
+            BitConverter.TryWriteBytes(bytes, 0);
+            BitConverter.TryWriteBytes(bytes.AsSpan(4), i);
+            for (int k = 8; k < bytes.Length; k++)
+            {
+                bytes[k] = (byte)(i + k);
+            }
+            writer.Write(bytes);
+        }
+        return 0;
     }
 
     private static unsafe long ReapedChildrensMinorFaults()

@@ -15,7 +15,7 @@ namespace Shm.Interop;
 /// </summary>
 internal static class RuntimeLockProbe
 {
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.NoOptimization)]
     public static int Run()
     {
         IProbe probe = new Box<Key>(new Key { Value = 1 });
@@ -25,15 +25,13 @@ internal static class RuntimeLockProbe
     // Generics made only of the core library's types belong to the core library's loader: its
     // type and method tables have their own locks, which threads that load types (reflection,
     // serializers, MakeGenericType) hold often. The parent never builds these instantiations.
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.NoOptimization)]
     private static int CoreLibrary()
     {
-        var list = new List<((sbyte, ushort), (uint, char))>();
-        list.Add(default);
-        return list.Count + Array.Empty<((sbyte, ushort), (uint, char))>().Length;
+        return new List<((sbyte, ushort), (uint, char))>().Count + Array.Empty<((sbyte, ushort), (uint, char))>().Length;
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.NoOptimization)]
     private static int Generic<T>(T value)
         where T : struct => value.GetHashCode();
 
@@ -47,7 +45,7 @@ internal static class RuntimeLockProbe
     {
         public static readonly int[] Shared = new int[1];
 
-        [MethodImpl(MethodImplOptions.NoInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.NoOptimization)]
         public int Touch(string text) => text.Length + value.GetHashCode();
     }
 

@@ -1,0 +1,108 @@
+namespace Shm.Fun
+
+#nowarn "1204" // attaches unlock failures as the builder does
+
+open System.Threading
+open Shm.Interop
+
+/// <summary>
+/// Cross-process mutexes, semaphores, events, condition variables and message channels in shared
+/// regions, as scoped resources: each is released (its hold on the region dropped) when the scope closes; the primitive
+/// itself stays in the shared memory for the other processes (see <c>SharedPrimitive</c>).
+/// </summary>
+[<RequireQualifiedAccess>]
+module Sync =
+
+    let private scoped (scope: Scope) (primitive: #SharedPrimitive) =
+        scope.Add(primitive, primitive)
+        primitive
+
+    /// <summary>Creates a mutex at <paramref name="offset"/> of <paramref name="region"/> (64 zeroed bytes, 8-byte aligned).</summary>
+    let createMutex (region: SharedRegion) (offset: int64) : Shm<SharedMutex> =
+        fun scope -> scoped scope (SharedMutex.Create(region, offset))
+
+    /// <summary>Opens the mutex another process created at <paramref name="offset"/>.</summary>
+    let openMutex (region: SharedRegion) (offset: int64) : Shm<SharedMutex> =
+        fun scope -> scoped scope (SharedMutex.Open(region, offset))
+
+    /// <summary>Creates a counting semaphore holding <paramref name="initialCount"/>.</summary>
+    let createSemaphore (region: SharedRegion) (offset: int64) (initialCount: int) : Shm<SharedSemaphore> =
+        fun scope -> scoped scope (SharedSemaphore.Create(region, offset, initialCount))
+
+    /// <summary>Opens the semaphore another process created at <paramref name="offset"/>.</summary>
+    let openSemaphore (region: SharedRegion) (offset: int64) : Shm<SharedSemaphore> =
+        fun scope -> scoped scope (SharedSemaphore.Open(region, offset))
+
+    /// <summary>Creates an auto-reset or manual-reset event, not signalled.</summary>
+    let createEvent (region: SharedRegion) (offset: int64) (mode: EventResetMode) : Shm<SharedEvent> =
+        fun scope -> scoped scope (SharedEvent.Create(region, offset, mode))
+
+    /// <summary>Opens the event another process created at <paramref name="offset"/>.</summary>
+    let openEvent (region: SharedRegion) (offset: int64) : Shm<SharedEvent> =
+        fun scope -> scoped scope (SharedEvent.Open(region, offset))
+
+    /// <summary>Creates a condition variable, to use with a shared mutex.</summary>
+    let createCondition (region: SharedRegion) (offset: int64) : Shm<SharedCondition> =
+        fun scope -> scoped scope (SharedCondition.Create(region, offset))
+
+    /// <summary>Opens the condition variable another process created at <paramref name="offset"/>.</summary>
+    let openCondition (region: SharedRegion) (offset: int64) : Shm<SharedCondition> =
+        fun scope -> scoped scope (SharedCondition.Open(region, offset))
+
+    /// <summary>
+    /// Creates a message channel at <paramref name="offset"/>: <paramref name="writers"/> lanes of
+    /// <paramref name="laneCapacity"/> bytes (see <c>SharedChannel.Create</c>).
+    /// </summary>
+    let createChannel
+        (region: SharedRegion)
+        (offset: int64)
+        (laneCapacity: int64)
+        (writers: int)
+        : Shm<SharedChannel> =
+        fun scope -> scoped scope (SharedChannel.Create(region, offset, laneCapacity, writers))
+
+    /// <summary>Opens the channel another process created at <paramref name="offset"/>.</summary>
+    let openChannel (region: SharedRegion) (offset: int64) : Shm<SharedChannel> =
+        fun scope -> scoped scope (SharedChannel.Open(region, offset))
+
+    /// <summary>Attaches a writer to <paramref name="channel"/>; it completes its lane when the scope closes.</summary>
+    let writer (channel: SharedChannel) : Shm<SharedChannelWriter> =
+        fun scope ->
+            let w = channel.OpenWriter()
+            scope.Add(w, w)
+            w
+
+    /// <summary>Attaches the reader of <paramref name="channel"/>; it gives up its place when the scope closes.</summary>
+    let reader (channel: SharedChannel) : Shm<SharedChannelReader> =
+        fun scope ->
+            let r = channel.OpenReader()
+            scope.Add(r, r)
+            r
+
+    /// <summary>
+    /// Runs <paramref name="f"/> with <paramref name="mutex"/> locked and unlocks it, whatever
+    /// <paramref name="f"/> does. If the previous owner died holding the mutex, <paramref name="f"/>
+    /// does not run: the mutex is made consistent and unlocked, and <c>AbandonedMutexException</c>
+    /// reaches the caller, who decides how to repair the data it guards.
+    /// </summary>
+    let locked (mutex: SharedMutex) (f: unit -> 'T) : 'T =
+        try
+            mutex.Lock() |> ignore
+        with :? AbandonedMutexException ->
+            mutex.Unlock()
+            reraise ()
+
+        // Not try/finally: an Unlock that throws must not replace the exception f threw.
+        let result =
+            try
+                f ()
+            with cause ->
+                try
+                    mutex.Unlock()
+                with failure ->
+                    Scope.AddSuppressed(cause, [ failure ])
+
+                reraise ()
+
+        mutex.Unlock()
+        result

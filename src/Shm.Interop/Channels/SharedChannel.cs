@@ -1,0 +1,142 @@
+using System;
+using System.Threading;
+
+namespace Shm.Interop;
+
+/// <summary>
+/// A message channel in a shared region: variable-length byte messages from one writer (SPSC) or
+/// many (MPSC) to one reader, with zero copy on both sides, no system call per message while both
+/// sides are busy, and no wedge when a peer dies. Works in any region kind: anonymous (forked
+/// children), memfd (spawned processes), named (unrelated processes) and file. C reads and writes it
+/// too (<c>include/shm/shm.h</c>).
+/// </summary>
+/// <remarks>
+/// <para>Each writer owns a lane, a single-writer ring of <c>laneCapacity</c> bytes: it writes a
+/// record (an 8-byte header, then the bytes) and only then publishes the lane's head, so a writer
+/// killed in the middle of a message leaves nothing half-written for the reader, and never stalls
+/// the other lanes. The reader takes messages from the lanes in turn and publishes the tail as it
+/// releases them. Order is kept per writer.</para>
+/// <para>Waiting spins briefly, then parks on a shared futex; a side wakes the other only when the
+/// other said it sleeps. A reader whose writers are all gone gets every committed message, then the
+/// end: <see cref="System.Threading.Channels.ChannelClosedException"/> naming the processes that
+/// died, or a normal end if they all completed. A writer whose reader died fails as soon as it would
+/// have to wait for room. Peers are named by pid and start time, so a reused pid is not mistaken
+/// for a live peer.</para>
+/// </remarks>
+public sealed unsafe class SharedChannel : SharedPrimitive
+{
+    private SharedChannel(SharedRegion region, long offset, long size, bool create, TimeSpan timeout, Action<nint>? initialise)
+        : base(region, offset, size, PrimitiveKind.SharedChannel, create, timeout, initialise)
+    {
+        LaneCount = *(int*)(Bytes + ChannelLayout.Lanes);
+        LaneCapacity = *(long*)(Bytes + ChannelLayout.LaneCapacity);
+    }
+
+    /// <summary>How many writers may be attached at once (1: single-producer).</summary>
+    public int LaneCount { get; }
+
+    /// <summary>Bytes in each writer's ring.</summary>
+    public long LaneCapacity { get; }
+
+    /// <summary>The longest message: a lane less one record header.</summary>
+    public int MaxMessageLength => (int)(LaneCapacity - ChannelLayout.RecordHeaderSize);
+
+    internal byte* Header => Bytes;
+
+    internal byte* Lane(int index) => Bytes + ChannelLayout.HeaderSize + (index * ChannelLayout.LaneStride(LaneCapacity));
+
+    /// <summary>The bytes a channel of <paramref name="writers"/> lanes of <paramref name="laneCapacity"/> bytes needs.</summary>
+    /// <param name="laneCapacity">Bytes per lane: a power of two from 4 KiB to 1 GiB.</param>
+    /// <param name="writers">Writers at once, 1 to 64.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not usable.</exception>
+    public static long RequiredLength(long laneCapacity, int writers = 1)
+    {
+        Validate(laneCapacity, writers);
+        return ChannelLayout.RequiredLength(laneCapacity, writers);
+    }
+
+    /// <summary>Creates a channel at <paramref name="offset"/> of <paramref name="region"/> (zeroed bytes, 8-byte aligned).</summary>
+    /// <param name="region">A writable region the peers map.</param>
+    /// <param name="offset">Where, a multiple of 8.</param>
+    /// <param name="laneCapacity">Bytes per writer's ring: a power of two from 4 KiB to 1 GiB.</param>
+    /// <param name="writers">Writers that may be attached at once: 1 for a single-producer channel, up to 64.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not usable, or the region is too small (<see cref="RequiredLength"/>).</exception>
+    /// <exception cref="InvalidOperationException">Something is already there.</exception>
+    public static SharedChannel Create(SharedRegion region, long offset, long laneCapacity, int writers = 1)
+    {
+        Validate(laneCapacity, writers);
+        return new(region, offset, ChannelLayout.RequiredLength(laneCapacity, writers), create: true, TimeSpan.Zero, words =>
+        {
+            byte* header = (byte*)words;
+            *(int*)(header + ChannelLayout.Lanes) = writers;
+            *(long*)(header + ChannelLayout.LaneCapacity) = laneCapacity;
+        });
+    }
+
+    /// <summary>Opens the channel another process created at <paramref name="offset"/>.</summary>
+    /// <param name="region">The region it lives in.</param>
+    /// <param name="offset">Where it was created.</param>
+    /// <exception cref="InvalidOperationException">The bytes there are not a channel, or one of another layout version.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The channel described there does not fit in the region.</exception>
+    public static SharedChannel Open(SharedRegion region, long offset = 0)
+    {
+        var channel = new SharedChannel(region, offset, ChannelLayout.HeaderSize, create: false, DefaultInitialisationTimeout, null);
+        try
+        {
+            if (!ChannelLayout.IsValidCapacity(channel.LaneCapacity) || channel.LaneCount is < 1 or > ChannelLayout.MaximumWriters)
+            {
+                throw new InvalidOperationException($"The channel at offset {offset} describes {channel.LaneCount} lanes of {channel.LaneCapacity} bytes: not a channel this library wrote.");
+            }
+            long needed = ChannelLayout.RequiredLength(channel.LaneCapacity, channel.LaneCount);
+            if (offset > region.Length - needed)
+            {
+                throw new ArgumentOutOfRangeException(nameof(region), region.Length, $"The channel at offset {offset} needs {needed} bytes; the region holds {region.Length}.");
+            }
+            return channel;
+        }
+        catch
+        {
+            channel.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Attaches a writer: claims a free lane for this process and thread of use.</summary>
+    /// <exception cref="InvalidOperationException">Every lane has a writer.</exception>
+    /// <exception cref="System.Threading.Channels.ChannelClosedException">The reader already saw the end of the stream.</exception>
+    public SharedChannelWriter OpenWriter()
+    {
+        ThrowIfDisposed();
+        return new SharedChannelWriter(this);
+    }
+
+    /// <summary>Attaches the reader (one per channel; a dead reader's place is taken over).</summary>
+    /// <exception cref="InvalidOperationException">Another live process is the reader.</exception>
+    public SharedChannelReader OpenReader()
+    {
+        ThrowIfDisposed();
+        return new SharedChannelReader(this);
+    }
+
+    internal void EnsureUsable() => ThrowIfDisposed();
+
+    internal static void Wake(int* sequence, int* sleeping)
+    {
+        if (Volatile.Read(ref *sleeping) != 0)
+        {
+            Interlocked.Increment(ref *sequence);
+            Libc.FutexWake(sequence, int.MaxValue);
+        }
+    }
+
+    private static void Validate(long laneCapacity, int writers)
+    {
+        if (!ChannelLayout.IsValidCapacity(laneCapacity))
+        {
+            throw new ArgumentOutOfRangeException(nameof(laneCapacity), laneCapacity,
+                $"A lane's capacity is a power of two from {ChannelLayout.MinimumLaneCapacity} bytes to 1 GiB.");
+        }
+        ArgumentOutOfRangeException.ThrowIfLessThan(writers, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(writers, ChannelLayout.MaximumWriters);
+    }
+}

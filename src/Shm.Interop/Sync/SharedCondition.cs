@@ -1,0 +1,79 @@
+using System;
+using System.Threading;
+
+namespace Shm.Interop;
+
+/// <summary>
+/// A condition variable in shared memory, used with a <see cref="SharedMutex"/>: <see cref="Wait(SharedMutex, TimeSpan)"/>
+/// unlocks the mutex, sleeps until <see cref="Signal"/> or <see cref="Broadcast"/> (or the timeout),
+/// and locks it again. As with every condition variable, wake-ups may be spurious: wait in a loop
+/// that checks the condition under the mutex.
+/// </summary>
+public sealed unsafe class SharedCondition : SharedPrimitive
+{
+    private const int SequenceWord = 2;
+    private const int WaitersWord = 3;
+
+    private SharedCondition(SharedRegion region, long offset, bool create, TimeSpan timeout)
+        : base(region, offset, PrimitiveKind.SharedCondition, create, timeout, static _ => { }) { }
+
+    /// <summary>Initialises a new condition variable at <paramref name="offset"/> (64 zeroed bytes, 8-byte aligned).</summary>
+    /// <param name="region">A writable region other processes map.</param>
+    /// <param name="offset">Where, a multiple of 8.</param>
+    /// <exception cref="InvalidOperationException">A primitive is already there.</exception>
+    public static SharedCondition Create(SharedRegion region, long offset) => new(region, offset, create: true, TimeSpan.Zero);
+
+    /// <summary>Opens the condition variable another process created at <paramref name="offset"/>.</summary>
+    /// <param name="region">The region it lives in.</param>
+    /// <param name="offset">Where it was created.</param>
+    /// <exception cref="InvalidOperationException">Nothing, or something other than a condition variable, is there.</exception>
+    public static SharedCondition Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout);
+
+    /// <summary>Unlocks <paramref name="mutex"/>, waits for a signal, and locks it again.</summary>
+    /// <param name="mutex">Held by this thread.</param>
+    /// <exception cref="AbandonedMutexException">Relocking found the mutex's owner dead: this thread owns it, consistent.</exception>
+    public void Wait(SharedMutex mutex) => Wait(mutex, Timeout.InfiniteTimeSpan);
+
+    /// <summary>Unlocks <paramref name="mutex"/>, waits up to <paramref name="timeout"/> for a signal, and locks it again; false if it timed out.</summary>
+    /// <param name="mutex">Held by this thread.</param>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <exception cref="SynchronizationLockException">This thread does not hold <paramref name="mutex"/>.</exception>
+    /// <exception cref="AbandonedMutexException">Relocking found the mutex's owner dead: this thread owns it, consistent.</exception>
+    public bool Wait(SharedMutex mutex, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(mutex);
+        ThrowIfDisposed();
+        Libc.TimeSpec? deadline = DeadlineFor(timeout);
+        int sequence = Volatile.Read(ref Words[SequenceWord]);
+        Interlocked.Increment(ref Words[WaitersWord]);
+        bool signalled;
+        try
+        {
+            mutex.Unlock();
+            Libc.TimeSpec until = deadline.GetValueOrDefault();
+            signalled = Libc.FutexWaitUntil(&Words[SequenceWord], sequence, deadline is null ? null : &until) != Libc.ETIMEDOUT;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref Words[WaitersWord]);
+        }
+        mutex.Lock();
+        return signalled;
+    }
+
+    /// <summary>Wakes one waiter.</summary>
+    public void Signal() => Wake(1);
+
+    /// <summary>Wakes every waiter.</summary>
+    public void Broadcast() => Wake(int.MaxValue);
+
+    private void Wake(int count)
+    {
+        ThrowIfDisposed();
+        Interlocked.Increment(ref Words[SequenceWord]);
+        if (Volatile.Read(ref Words[WaitersWord]) > 0)
+        {
+            Libc.FutexWake(&Words[SequenceWord], count);
+        }
+    }
+}

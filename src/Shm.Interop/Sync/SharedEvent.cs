@@ -1,0 +1,119 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Shm.Interop;
+
+/// <summary>
+/// An event in shared memory, on a shared futex: auto-reset (each <see cref="Set"/> lets one waiter
+/// through) or manual-reset (<see cref="Set"/> lets every waiter through until <see cref="Reset"/>),
+/// like <see cref="EventWaitHandle"/>, which .NET cannot share between processes on Linux.
+/// <see cref="WaitAsync(TimeSpan, CancellationToken)"/> holds no thread while it waits.
+/// </summary>
+public sealed unsafe class SharedEvent : SharedPrimitive
+{
+    private const int SignalledWord = 2;
+    private const int WaitersWord = 3;
+    private const int ModeWord = 4;
+
+    private SharedEvent(SharedRegion region, long offset, bool create, TimeSpan timeout, Action<nint>? initialise)
+        : base(region, offset, PrimitiveKind.SharedEvent, create, timeout, initialise) { }
+
+    /// <summary>Initialises a new event at <paramref name="offset"/> (64 zeroed bytes, 8-byte aligned).</summary>
+    /// <param name="region">A writable region other processes map.</param>
+    /// <param name="offset">Where, a multiple of 8.</param>
+    /// <param name="mode">Auto-reset or manual-reset.</param>
+    /// <param name="initialState">Start signalled.</param>
+    /// <exception cref="InvalidOperationException">A primitive is already there.</exception>
+    public static SharedEvent Create(SharedRegion region, long offset, EventResetMode mode, bool initialState = false)
+    {
+        if (mode is not (EventResetMode.AutoReset or EventResetMode.ManualReset))
+        {
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, "AutoReset or ManualReset.");
+        }
+        return new(region, offset, create: true, TimeSpan.Zero, words =>
+        {
+            ((int*)words)[ModeWord] = (int)mode;
+            ((int*)words)[SignalledWord] = initialState ? 1 : 0;
+        });
+    }
+
+    /// <summary>Opens the event another process created at <paramref name="offset"/>.</summary>
+    /// <param name="region">The region it lives in.</param>
+    /// <param name="offset">Where it was created.</param>
+    /// <exception cref="InvalidOperationException">Nothing, or something other than an event, is there.</exception>
+    public static SharedEvent Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout, null);
+
+    /// <summary>Auto-reset or manual-reset, as created.</summary>
+    public EventResetMode Mode => (EventResetMode)Words[ModeWord];
+
+    /// <summary>True while signalled.</summary>
+    public bool IsSet => Volatile.Read(ref Words[SignalledWord]) != 0;
+
+    /// <summary>Signals: one waiter passes (auto-reset) or all do until <see cref="Reset"/> (manual-reset).</summary>
+    public void Set()
+    {
+        ThrowIfDisposed();
+        if (Interlocked.Exchange(ref Words[SignalledWord], 1) == 0 && Volatile.Read(ref Words[WaitersWord]) > 0)
+        {
+            Libc.FutexWake(&Words[SignalledWord], Mode == EventResetMode.AutoReset ? 1 : int.MaxValue);
+        }
+    }
+
+    /// <summary>Clears the signal.</summary>
+    public void Reset()
+    {
+        ThrowIfDisposed();
+        Volatile.Write(ref Words[SignalledWord], 0);
+    }
+
+    /// <summary>Waits, as long as it takes.</summary>
+    public void Wait() => Wait(Timeout.InfiniteTimeSpan, CancellationToken.None);
+
+    /// <summary>Waits until it succeeds or <paramref name="cancellationToken"/> is cancelled.</summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public void Wait(CancellationToken cancellationToken) => Wait(Timeout.InfiniteTimeSpan, cancellationToken);
+
+    /// <summary>Waits up to <paramref name="timeout"/>; false if no signal came.</summary>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    public bool Wait(TimeSpan timeout) => Wait(timeout, CancellationToken.None);
+
+    /// <summary>Waits up to <paramref name="timeout"/>, on a shared futex; false if no signal came.</summary>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken) =>
+        WaitWhileZero(SignalledWord, WaitersWord, TryTake, timeout, cancellationToken);
+
+    /// <summary>Waits without holding a thread, as long as it takes.</summary>
+    public Task WaitAsync() => WaitAsync(Timeout.InfiniteTimeSpan, CancellationToken.None);
+
+    /// <summary>Waits without holding a thread, until it succeeds or <paramref name="cancellationToken"/> is cancelled.</summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    public Task WaitAsync(CancellationToken cancellationToken) => WaitAsync(Timeout.InfiniteTimeSpan, cancellationToken);
+
+    /// <summary>Waits without holding a thread, up to <paramref name="timeout"/>; false if no signal came.</summary>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    public Task<bool> WaitAsync(TimeSpan timeout) => WaitAsync(timeout, CancellationToken.None);
+
+    /// <summary>
+    /// Waits without holding a thread, up to <paramref name="timeout"/>: one watcher thread serves
+    /// every asynchronous wait of the process (futex_waitv). False if no signal came.
+    /// </summary>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        DeadlineFor(timeout);
+        return FutexWatcher.Wait(Region.SafeMappingHandle, &Words[SignalledWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
+    }
+
+    private protected override void OnDispose() => FutexWatcher.Abandon(Words);
+
+    // Auto-reset: passing consumes the signal; manual-reset: it stays.
+    private bool TryTake() => Mode == EventResetMode.AutoReset
+        ? Interlocked.CompareExchange(ref Words[SignalledWord], 0, 1) == 1
+        : Volatile.Read(ref Words[SignalledWord]) != 0;
+}

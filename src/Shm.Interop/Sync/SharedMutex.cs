@@ -1,0 +1,163 @@
+using System;
+using System.Threading;
+
+namespace Shm.Interop;
+
+/// <summary>
+/// A mutex in shared memory that C can use too: a glibc <c>pthread_mutex_t</c> made
+/// <c>PTHREAD_PROCESS_SHARED</c>, <c>PTHREAD_MUTEX_ROBUST</c> and error-checking, after the
+/// 8-byte header every <see cref="SharedPrimitive"/> has. A C program locks the same mutex with
+/// <c>pthread_mutex_lock</c> (see <c>include/shm/shm.h</c>).
+/// </summary>
+/// <remarks>
+/// <para><b>A dead owner.</b> When the owner dies holding the mutex (any process, <c>kill -9</c>
+/// included), the next locker gets it: the mutex is made consistent (<c>pthread_mutex_consistent</c>)
+/// and the call throws <see cref="AbandonedMutexException"/>, exactly as <see cref="WaitHandle.WaitOne()"/> on a <see cref="Mutex"/>
+/// does. The caller owns the mutex in the handler: repair what it guards, then <see cref="Unlock"/>.
+/// The mutex stays usable after any number of dead owners (unlike Boost.Interprocess's, which never
+/// makes it consistent).</para>
+/// <para><b>Ownership is per thread.</b> Unlocking from a thread that does not own it, including a
+/// continuation after an <c>await</c>, throws <see cref="SynchronizationLockException"/>; locking it
+/// again from the owning thread throws <see cref="LockRecursionException"/>.</para>
+/// </remarks>
+public sealed unsafe class SharedMutex : SharedPrimitive
+{
+    private SharedMutex(SharedRegion region, long offset, bool create, TimeSpan timeout)
+        : base(region, offset, PrimitiveKind.SharedMutex, create, timeout, Initialise) { }
+
+    private void* Mutex => Words + 2;
+
+    /// <summary>Initialises a new mutex at <paramref name="offset"/> of <paramref name="region"/> (64 zeroed bytes, 8-byte aligned).</summary>
+    /// <param name="region">A writable region other processes map.</param>
+    /// <param name="offset">Where, a multiple of 8; <see cref="SharedPrimitive.Size"/> bytes from there must be zero.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The primitive does not fit in the region.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is misaligned.</exception>
+    /// <exception cref="InvalidOperationException">A primitive is already there (or the bytes are not zero).</exception>
+    public static SharedMutex Create(SharedRegion region, long offset = 0) => new(region, offset, create: true, TimeSpan.Zero);
+
+    /// <summary>Opens the mutex another process created at <paramref name="offset"/>, waiting up to 5 s for one being initialised.</summary>
+    /// <param name="region">The region it lives in.</param>
+    /// <param name="offset">Where it was created.</param>
+    /// <exception cref="InvalidOperationException">Nothing, or something other than a mutex, is there.</exception>
+    /// <exception cref="TimeoutException">It was still being initialised after 5 s.</exception>
+    public static SharedMutex Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout);
+
+    /// <summary>Opens the mutex at <paramref name="offset"/>, creating it if the bytes there are still zero.</summary>
+    /// <param name="region">The region it lives in.</param>
+    /// <param name="offset">Where.</param>
+    public static SharedMutex OpenOrCreate(SharedRegion region, long offset = 0)
+    {
+        try
+        {
+            return Create(region, offset);
+        }
+        catch (InvalidOperationException)
+        {
+            return Open(region, offset);
+        }
+    }
+
+    /// <summary>Locks, waiting as long as it takes; dispose the result (or call <see cref="Unlock"/>) to release.</summary>
+    /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now, and it is consistent.</exception>
+    /// <exception cref="LockRecursionException">This thread holds it already.</exception>
+    public Releaser Lock()
+    {
+        ThrowIfDisposed();
+        // A try first, without a GC transition: the uncontended case never blocks.
+        int error = Libc.pthread_mutex_trylock_fast(Mutex);
+        Check(error == Libc.EBUSY ? Libc.pthread_mutex_lock(Mutex) : error, "pthread_mutex_lock");
+        return new Releaser(this);
+    }
+
+    /// <summary>Locks if it is free now; false if another owner holds it.</summary>
+    /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now, and it is consistent.</exception>
+    public bool TryLock()
+    {
+        ThrowIfDisposed();
+        return Check(Libc.pthread_mutex_trylock_fast(Mutex), "pthread_mutex_trylock");
+    }
+
+    /// <summary>Locks, waiting up to <paramref name="timeout"/> (on the monotonic clock); false if it timed out.</summary>
+    /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now, and it is consistent.</exception>
+    public bool Lock(TimeSpan timeout)
+    {
+        ThrowIfDisposed();
+        if (DeadlineFor(timeout) is not Libc.TimeSpec deadline)
+        {
+            Lock();
+            return true;
+        }
+        if (Libc.pthread_mutex_clocklock is not null)
+        {
+            return Check(Libc.pthread_mutex_clocklock(Mutex, Libc.CLOCK_MONOTONIC, &deadline), "pthread_mutex_clocklock");
+        }
+        Libc.TimeSpec wall = Libc.DeadlineOn(Libc.CLOCK_REALTIME, timeout); // glibc before 2.30
+        return Check(Libc.pthread_mutex_timedlock(Mutex, &wall), "pthread_mutex_timedlock");
+    }
+
+    /// <summary>Unlocks.</summary>
+    /// <exception cref="SynchronizationLockException">This thread does not own the mutex.</exception>
+    public void Unlock()
+    {
+        ThrowIfDisposed();
+        int error = Libc.pthread_mutex_unlock(Mutex);
+        if (error == Errno.EPERM)
+        {
+            throw new SynchronizationLockException(
+                "This thread does not own the shared mutex: another thread locked it, or it was held across an await that resumed on another thread.");
+        }
+        Libc.CheckError(error, "pthread_mutex_unlock");
+    }
+
+    private bool Check(int error, string call)
+    {
+        ThrowIfDisposed();
+        switch (error)
+        {
+            case 0:
+                return true;
+            case Libc.EBUSY or Libc.ETIMEDOUT:
+                return false;
+            case Libc.EOWNERDEAD:
+                Libc.CheckError(Libc.pthread_mutex_consistent(Mutex), "pthread_mutex_consistent");
+                throw new AbandonedMutexException(
+                    "The previous owner of the shared mutex died holding it. This thread owns it now and it was made consistent: " +
+                    "repair the data it guards, then Unlock.");
+            case Libc.EDEADLK:
+                throw new LockRecursionException("This thread already holds the shared mutex.");
+            default:
+                Libc.CheckError(error, call, error == Libc.ENOTRECOVERABLE ? "the mutex was left inconsistent by a C owner that never called pthread_mutex_consistent" : null);
+                return false;
+        }
+    }
+
+    private static void Initialise(nint words)
+    {
+        byte* attributes = stackalloc byte[16];
+        Libc.CheckError(Libc.pthread_mutexattr_init(attributes), "pthread_mutexattr_init");
+        try
+        {
+            Libc.CheckError(Libc.pthread_mutexattr_setpshared(attributes, Libc.PTHREAD_PROCESS_SHARED), "pthread_mutexattr_setpshared");
+            Libc.CheckError(Libc.pthread_mutexattr_setrobust(attributes, Libc.PTHREAD_MUTEX_ROBUST), "pthread_mutexattr_setrobust");
+            Libc.CheckError(Libc.pthread_mutexattr_settype(attributes, Libc.PTHREAD_MUTEX_ERRORCHECK), "pthread_mutexattr_settype");
+            Libc.CheckError(Libc.pthread_mutex_init((int*)words + 2, attributes), "pthread_mutex_init");
+        }
+        finally
+        {
+            Libc.pthread_mutexattr_destroy(attributes);
+        }
+    }
+
+    /// <summary>Unlocks the mutex when disposed: <c>using (mutex.Lock()) { ... }</c>.</summary>
+    public readonly struct Releaser : IDisposable
+    {
+        private readonly SharedMutex? _mutex;
+
+        internal Releaser(SharedMutex mutex) => _mutex = mutex;
+
+        /// <summary>Unlocks.</summary>
+        /// <exception cref="SynchronizationLockException">This thread does not own the mutex (held across an await?).</exception>
+        public void Dispose() => _mutex?.Unlock();
+    }
+}

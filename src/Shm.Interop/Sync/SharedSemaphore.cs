@@ -1,0 +1,141 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Shm.Interop;
+
+/// <summary>
+/// A counting semaphore in shared memory, on a shared futex: any process mapping the region may
+/// release it or wait on it. Waits take a timeout and a <see cref="CancellationToken"/>;
+/// <see cref="WaitAsync(TimeSpan, CancellationToken)"/> holds no thread while it waits.
+/// </summary>
+/// <remarks>
+/// Layout after the header: the count, the number of waiters (so a release makes a system call only
+/// when someone sleeps), the maximum. A semaphore has no owner, so a process that dies after taking a
+/// count does not give it back: a waiter that depends on a peer should bound its wait, or cancel it
+/// when the peer ends (<see cref="Child.WaitAsync"/>).
+/// </remarks>
+public sealed unsafe class SharedSemaphore : SharedPrimitive
+{
+    private const int CountWord = 2;
+    private const int WaitersWord = 3;
+    private const int MaximumWord = 4;
+
+    private SharedSemaphore(SharedRegion region, long offset, bool create, TimeSpan timeout, Action<nint>? initialise)
+        : base(region, offset, PrimitiveKind.SharedSemaphore, create, timeout, initialise) { }
+
+    /// <summary>Initialises a new semaphore at <paramref name="offset"/> (64 zeroed bytes, 8-byte aligned).</summary>
+    /// <param name="region">A writable region other processes map.</param>
+    /// <param name="offset">Where, a multiple of 8.</param>
+    /// <param name="initialCount">The count to start with, 0 to <paramref name="maximumCount"/>.</param>
+    /// <param name="maximumCount">The most it may hold.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A count is out of range, or it does not fit in the region.</exception>
+    /// <exception cref="InvalidOperationException">A primitive is already there.</exception>
+    public static SharedSemaphore Create(SharedRegion region, long offset, int initialCount, int maximumCount = int.MaxValue)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maximumCount);
+        ArgumentOutOfRangeException.ThrowIfNegative(initialCount);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(initialCount, maximumCount);
+        return new(region, offset, create: true, TimeSpan.Zero, words =>
+        {
+            ((int*)words)[CountWord] = initialCount;
+            ((int*)words)[MaximumWord] = maximumCount;
+        });
+    }
+
+    /// <summary>Opens the semaphore another process created at <paramref name="offset"/>.</summary>
+    /// <param name="region">The region it lives in.</param>
+    /// <param name="offset">Where it was created.</param>
+    /// <exception cref="InvalidOperationException">Nothing, or something other than a semaphore, is there.</exception>
+    public static SharedSemaphore Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout, null);
+
+    /// <summary>The count now (it may change at once).</summary>
+    public int CurrentCount => Volatile.Read(ref Words[CountWord]);
+
+    /// <summary>Waits, as long as it takes.</summary>
+    public void Wait() => Wait(Timeout.InfiniteTimeSpan, CancellationToken.None);
+
+    /// <summary>Waits until it succeeds or <paramref name="cancellationToken"/> is cancelled.</summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public void Wait(CancellationToken cancellationToken) => Wait(Timeout.InfiniteTimeSpan, cancellationToken);
+
+    /// <summary>Waits up to <paramref name="timeout"/>; false if no count came.</summary>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    public bool Wait(TimeSpan timeout) => Wait(timeout, CancellationToken.None);
+
+    /// <summary>Waits up to <paramref name="timeout"/>, on a shared futex; false if no count came.</summary>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken) =>
+        WaitWhileZero(CountWord, WaitersWord, TryTake, timeout, cancellationToken);
+
+    /// <summary>Waits without holding a thread, as long as it takes.</summary>
+    public Task WaitAsync() => WaitAsync(Timeout.InfiniteTimeSpan, CancellationToken.None);
+
+    /// <summary>Waits without holding a thread, until it succeeds or <paramref name="cancellationToken"/> is cancelled.</summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    public Task WaitAsync(CancellationToken cancellationToken) => WaitAsync(Timeout.InfiniteTimeSpan, cancellationToken);
+
+    /// <summary>Waits without holding a thread, up to <paramref name="timeout"/>; false if no count came.</summary>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    public Task<bool> WaitAsync(TimeSpan timeout) => WaitAsync(timeout, CancellationToken.None);
+
+    /// <summary>
+    /// Waits without holding a thread, up to <paramref name="timeout"/>: one watcher thread serves
+    /// every asynchronous wait of the process (futex_waitv). False if no count came.
+    /// </summary>
+    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        DeadlineFor(timeout);
+        return FutexWatcher.Wait(Region.SafeMappingHandle, &Words[CountWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
+    }
+
+    /// <summary>Adds <paramref name="releaseCount"/> and wakes as many waiters; returns the count before.</summary>
+    /// <param name="releaseCount">At least 1.</param>
+    /// <exception cref="SemaphoreFullException">The count would pass the maximum (nothing is added).</exception>
+    public int Release(int releaseCount = 1)
+    {
+        ThrowIfDisposed();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(releaseCount);
+        int maximum = Words[MaximumWord];
+        while (true)
+        {
+            int count = Volatile.Read(ref Words[CountWord]);
+            if (count > maximum - releaseCount)
+            {
+                throw new SemaphoreFullException($"Releasing {releaseCount} would take the shared semaphore past its maximum of {maximum} (it holds {count}).");
+            }
+            if (Interlocked.CompareExchange(ref Words[CountWord], count + releaseCount, count) == count)
+            {
+                if (Volatile.Read(ref Words[WaitersWord]) > 0)
+                {
+                    Libc.FutexWake(&Words[CountWord], releaseCount);
+                }
+                return count;
+            }
+        }
+    }
+
+    private protected override void OnDispose() => FutexWatcher.Abandon(Words);
+
+    private bool TryTake()
+    {
+        while (true)
+        {
+            int count = Volatile.Read(ref Words[CountWord]);
+            if (count <= 0)
+            {
+                return false;
+            }
+            if (Interlocked.CompareExchange(ref Words[CountWord], count - 1, count) == count)
+            {
+                return true;
+            }
+        }
+    }
+}
