@@ -237,5 +237,35 @@ internal static class ChannelBench
         return messages / seconds;
     }
 
+    /// <summary>
+    /// Messages per second of <paramref name="size"/> bytes from a NetMQ <c>PushSocket</c> to a <c>PullSocket</c> over
+    /// <c>ipc://</c> (two threads, as for the socket). NetMQ carries ipc:// over TCP on the loopback interface.
+    /// </summary>
+    public static double NetMq(int size, long messages)
+    {
+        string address = $"ipc://shm-bench-{Environment.ProcessId}";
+        using var pull = new NetMQ.Sockets.PullSocket();
+        pull.Bind(address);
+        using var push = new NetMQ.Sockets.PushSocket();
+        push.Connect(address);
+        var sender = new Thread(() =>
+        {
+            byte[] message = new byte[size];
+            for (long i = 0; i < messages; i++)
+            {
+                NetMQ.OutgoingSocketExtensions.SendFrame(push, message);
+            }
+        });
+        long start = Stopwatch.GetTimestamp();
+        sender.Start();
+        for (long i = 0; i < messages; i++)
+        {
+            NetMQ.ReceivingSocketExtensions.ReceiveFrameBytes(pull);
+        }
+        double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
+        sender.Join();
+        return messages / seconds;
+    }
+
     private static long BitOperationsCeiling(long value) => (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)value);
 }

@@ -27,14 +27,14 @@ internal static class CrossProcess
     }
 
     /// <summary>Nanoseconds per child of <c>Children.Fork(n, _ => 0)</c> and <c>WaitAll</c>.</summary>
-    public static double LibraryFork(int children)
+    public static double LibraryFork(int children, ForkOptions? options = null)
     {
-        using (Children warm = Children.Fork(1, _ => 0))
+        using (Children warm = Children.Fork(1, _ => 0, options))
         {
             warm.WaitAll();
         }
         long start = Stopwatch.GetTimestamp();
-        using (Children group = Children.Fork(children, _ => 0))
+        using (Children group = Children.Fork(children, _ => 0, options))
         {
             group.WaitAll();
         }

@@ -109,6 +109,9 @@ public static class Program
         s_smallHeapRawFork = raw;
         Compare("children-fork-vs-raw-fork", $"per child: Children.Fork({sizes.Children}) vs raw fork/_exit/waitpid loop", ours, raw, "<=", 1.3, "ns");
         Compare("spawn-vs-fork", "per child: spawning a fresh .NET process vs Children.Fork", spawn, forked, ">=", 20, "ns");
+        var unprobed = new Shm.Interop.ForkOptions { ProbeRuntimeLocks = false };
+        (double plain, double raw2) = Paired(sizes.Runs, () => CrossProcess.LibraryFork(sizes.Children, unprobed), () => CrossProcess.RawFork(sizes.Children));
+        Table.Add($"| ... with ProbeRuntimeLocks = false (no compilation in the child before it starts), reference | {Format(plain, "ns")} | {Format(raw2, "ns")} | {plain / raw2:0.00} | none: the probe's price is the difference |");
         if (c is not null)
         {
             (double dotnet, double native) = Paired(sizes.Runs, () => CrossProcess.RawFork(sizes.Children), () => c.Measure("fork", sizes.Children));
@@ -152,8 +155,10 @@ public static class Program
             double one = ChannelBench.Throughput(size, messages, 1);
             double four = ChannelBench.Throughput(size, messages, 4);
             double uds = ChannelBench.UnixSocket(size, messages);
+            double netmq = ChannelBench.NetMq(size, messages);
             string what = size >= 1 << 20 ? "1 MiB" : size >= 4096 ? "4 KiB" : $"{size} B";
             Table.Add($"| channel, {what} messages: 1 writer / 4 writers | {one / 1e6:0.00} M msg/s ({Format(one * size, "B/s")}) / {four / 1e6:0.00} M msg/s | .NET Socket (Unix): {uds / 1e6:0.00} M msg/s | {one / uds:0.0}x | |");
+            Table.Add($"| ... {what}: NetMQ push/pull over ipc://, reference | {one / 1e6:0.00} M msg/s | {netmq / 1e6:0.00} M msg/s | {one / netmq:0.0}x | |");
             if (c is null)
             {
                 continue;
@@ -171,6 +176,7 @@ public static class Program
                 Compare("channel-bytes-vs-memcpy/1MiB", "bytes/s, 1 MiB messages (read in place): Shm channel vs memcpy into a ring (C)", one * size, memcpy, ">=", 0.8, "B/s");
             }
         }
+        NetMQ.NetMQConfig.Cleanup(block: false); // its I/O threads would otherwise stand beside every later fork
         if (c is not null)
         {
             double parked = ChannelBench.ParkedWake(sizes.Parked);

@@ -134,16 +134,54 @@ public sealed class ChannelTests : IDisposable
 
             var next = new int[3];
             ChannelClosedException ended = DrainUntilEnd(reader, message =>
-        {
-            (int writer, int index) = Check(message);
-            Assert.Equal(next[writer]++, index);
-        });
+            {
+                (int writer, int index) = Check(message);
+                Assert.Equal(next[writer]++, index);
+            });
 
             Assert.Equal([killAt, 3000, 3000], next);
             Assert.Contains(writers.Pids[0].ToString(System.Globalization.CultureInfo.InvariantCulture), ended.Message, StringComparison.Ordinal);
             Assert.Equal([writers.Pids[0]], reader.DeadWriters);
             var exits = writers.WaitAll(Bound);
             Assert.Equal(Native.SIGKILL, exits[0]!.Signal);
+        }
+    }
+
+    [Fact]
+    public void A_writer_killed_from_outside_at_random_points_of_a_file_channel_ends_the_stream_after_its_last_committed_message_ten_times()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"shm-channel-{Guid.NewGuid():N}");
+        try
+        {
+            var random = new Random(28112026);
+            for (int round = 0; round < 10; round++)
+            {
+                File.Delete(path);
+                using var region = SharedRegion.CreateFromFile(path, SharedChannel.RequiredLength(8 * 1024));
+                using var channel = SharedChannel.Create(region, 0, 8 * 1024);
+                using SharedChannelReader reader = channel.OpenReader();
+                using Child writer = Child.Fork(() => WriteOrDieMidMessage(channel, 0, -1, count: int.MaxValue));
+                int killAfter = random.Next(1, 5000), count = 0;
+
+                // Kill while the writer runs: it may be mid-copy, mid-commit, or parked on a full ring.
+                ChannelClosedException ended = DrainUntilEnd(reader, message =>
+                {
+                    Assert.Equal((0, count++), Check(message));
+                    if (count == killAfter)
+                    {
+                        writer.Signal(Native.SIGKILL);
+                    }
+                });
+
+                Assert.True(count >= killAfter, $"round {round}: the stream ended after {count} messages, before the kill at {killAfter}");
+                Assert.Contains(writer.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), ended.Message, StringComparison.Ordinal);
+                Assert.Equal([writer.Pid], reader.DeadWriters);
+                Assert.Equal(Native.SIGKILL, writer.WaitOrFail().Signal);
+            }
+        }
+        finally
+        {
+            File.Delete(path);
         }
     }
 

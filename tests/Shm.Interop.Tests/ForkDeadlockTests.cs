@@ -197,6 +197,31 @@ public class ForkDeadlockTests
         Assert.True(Native.IsAlive(child.Pid));
     }
 
+    [Fact]
+    public void The_runtime_lock_probe_compiles_in_the_child_before_the_body_and_ProbeRuntimeLocks_false_skips_it()
+    {
+        // Each body stores how many methods its thread (the child's copy of the fork thread) has compiled.
+        using var region = SharedRegion.CreateAnonymous(4096);
+        Func<int> body = () =>
+        {
+            region.Write(0, System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true));
+            return 0;
+        };
+        var plain = new ForkOptions { ProbeRuntimeLocks = false };
+        long Count(ForkOptions options)
+        {
+            using Child child = Child.Fork(body, options);
+            Assert.Equal(0, child.WaitOrFail().ExitCode);
+            return region.Read<long>(0);
+        }
+
+        Count(plain);
+        long probed = Count(ForkOptions.Default);
+        long without = Count(plain); // measured last: compilations on the parent's fork thread in between only raise it
+
+        Assert.True(probed >= without + 3, $"with the probe the child had compiled {probed} methods, without it {without}");
+    }
+
     /// <summary>Runs a blocking wait on another thread, so that a wait that never returns fails the test instead of hanging it.</summary>
     private static T Bounded<T>(Func<T> wait)
     {

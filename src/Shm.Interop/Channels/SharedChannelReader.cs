@@ -41,6 +41,12 @@ public sealed class SharedChannelReader : IMessageReader
             {
                 throw new InvalidOperationException($"Process {current} is the channel's reader already; a channel has one reader.");
             }
+            if (current != 0)
+            {
+                // Until ours is written, no start time: a writer that reads our pid beside the dead
+                // reader's start time would take us for dead.
+                Volatile.Write(ref *(long*)(_header + ChannelLayout.ReaderStart), 0);
+            }
             if (Interlocked.CompareExchange(ref *reader, pid, current) == current)
             {
                 *(long*)(_header + ChannelLayout.ReaderStart) = started; // a dead reader's place is taken over
@@ -74,15 +80,15 @@ public sealed class SharedChannelReader : IMessageReader
             {
                 byte* record = lane + ChannelLayout.LaneHeaderSize + (tail & _mask);
                 uint length = *(uint*)record;
-                long next = tail + ChannelLayout.Align(ChannelLayout.RecordHeaderSize + (int)length);
+                long next = tail + ChannelLayout.Align(ChannelLayout.RecordHeaderSize + (int)Math.Min(length, (uint)int.MaxValue - 16));
+                if (length > _channel.MaxMessageLength || next > head)
+                {
+                    throw new InvalidOperationException($"Lane {index} holds a malformed record at {tail} (length {length}): the channel's memory was overwritten.");
+                }
                 if ((*(uint*)(record + 4) & ChannelLayout.Padding) != 0)
                 {
                     tail = next; // skip to the start of the ring
                     continue;
-                }
-                if (length > _channel.MaxMessageLength || next > head)
-                {
-                    throw new InvalidOperationException($"Lane {index} holds a malformed record at {tail} (length {length}): the channel's memory was overwritten.");
                 }
                 *(long*)(lane + ChannelLayout.Tail) = tail; // padding consumed; the message itself on release
                 (_pendingLane, _pendingEnd, _nextLane) = (index, next, (index + 1) % _channel.LaneCount);

@@ -22,6 +22,7 @@ public sealed class SharedChannelWriter : IMessageWriter
     private readonly long _mask;
     private long _head;
     private long _tailSeen;
+    private long _readerCheckedAt;
     private int _loan = -1;
     private bool _disposed;
 
@@ -215,7 +216,13 @@ public sealed class SharedChannelWriter : IMessageWriter
         // The reader's tail is another core's cache line: read it only when the last one seen leaves no room.
         if (_head + padding + record - _tailSeen > capacity && _head + padding + record - (_tailSeen = Volatile.Read(ref Tail)) > capacity)
         {
-            ThrowIfReaderDied();
+            // Full. Whether the reader lives is a read of /proc: ask at most every 50 ms, not on every spin.
+            long now = Stopwatch.GetTimestamp();
+            if (now - _readerCheckedAt >= Stopwatch.Frequency / 20)
+            {
+                _readerCheckedAt = now;
+                ThrowIfReaderDied();
+            }
             return null;
         }
         if (padding > 0)

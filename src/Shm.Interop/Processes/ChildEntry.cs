@@ -18,7 +18,7 @@ internal static unsafe class ChildEntry
     private const int AllocatorProbeBytes = 32 * 1024;
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public static void Run(Func<int, int> body, int index, int* slot, int* reports, int parent, Libc.SigSet* mask, bool rehearsal)
+    public static void Run(Func<int, int> body, int index, int* slot, int* reports, int parent, Libc.SigSet* mask, bool probe, bool rehearsal)
     {
         int code = Child.UnhandledExceptionExitCode;
         try
@@ -31,7 +31,7 @@ internal static unsafe class ChildEntry
             SetDeathSignal(parent, rehearsal);
             Libc.pthread_sigmask(Libc.SIG_SETMASK, mask, null);
             ProbeAllocator();
-            if (!rehearsal)
+            if (probe && !rehearsal)
             {
                 RuntimeLockProbe.Run();
             }

@@ -31,6 +31,18 @@ public sealed class ForkOptions
     public int StartAttempts { get; init; } = 100;
 
     /// <summary>
+    /// Whether each child, before it reports started, compiles and loads code of its own to take the
+    /// JIT's and the type loader's locks (default true). A child forked while another parent thread
+    /// held one of them then hangs there, is seen, and is forked again before any code of yours
+    /// runs. The price is the child's first compilation: about 10 ms per child on a VM, where each
+    /// page it touches is a copy-on-write fault. Turn it off when the parent's other threads do not
+    /// compile or load types while you fork (warmed-up services, NativeAOT apps): a child that
+    /// deadlocks later is still detected, killed and reported (<see cref="ChildExit.Deadlocked"/>),
+    /// just not retried.
+    /// </summary>
+    public bool ProbeRuntimeLocks { get; init; } = true;
+
+    /// <summary>
     /// How long disposing an unreaped child waits after SIGTERM before it sends SIGKILL (default 2 s).
     /// </summary>
     public TimeSpan TerminateGracePeriod { get; init; } = TimeSpan.FromSeconds(2);

@@ -151,7 +151,7 @@ internal static unsafe class Forker
             {
                 window.EnsureRoom();
                 int* slot = &page[index - first];
-                int pid = Libc.CheckIo(ForkOne(body, index, slot, &page[Slots], parent, &old), "fork", $"child {index}");
+                int pid = Libc.CheckIo(ForkOne(body, index, slot, &page[Slots], parent, &old, options.ProbeRuntimeLocks), "fork", $"child {index}");
                 bool overlapped = !window.Unbroken;
                 Child child = Child.Adopt(pid, options.TerminateGracePeriod, forked: true, index);
                 if (overlapped)
@@ -172,12 +172,12 @@ internal static unsafe class Forker
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static int ForkOne(Func<int, int> body, int index, int* slot, int* reports, int parent, Libc.SigSet* mask)
+    private static int ForkOne(Func<int, int> body, int index, int* slot, int* reports, int parent, Libc.SigSet* mask, bool probe)
     {
         int pid = Libc.fork();
         if (pid == 0)
         {
-            ChildEntry.Run(body, index, slot, reports, parent, mask, rehearsal: false); // ends in _exit
+            ChildEntry.Run(body, index, slot, reports, parent, mask, probe, rehearsal: false); // ends in _exit
         }
         return pid;
     }
@@ -280,8 +280,8 @@ internal static unsafe class Forker
         int reports = 0;
         Libc.SigSet current;
         Libc.pthread_sigmask(Libc.SIG_BLOCK, null, &current);
-        ChildEntry.Run(static index => index, 0, &slot, &reports, Libc.getpid(), &current, rehearsal: true);
-        ChildEntry.Run(static _ => 256, 0, &slot, &reports, Libc.getpid(), &current, rehearsal: true);
-        ChildEntry.Run(static _ => throw new InvalidOperationException("rehearsal"), 0, &slot, &reports, Libc.getpid(), &current, rehearsal: true);
+        ChildEntry.Run(static index => index, 0, &slot, &reports, Libc.getpid(), &current, probe: false, rehearsal: true);
+        ChildEntry.Run(static _ => 256, 0, &slot, &reports, Libc.getpid(), &current, probe: false, rehearsal: true);
+        ChildEntry.Run(static _ => throw new InvalidOperationException("rehearsal"), 0, &slot, &reports, Libc.getpid(), &current, probe: false, rehearsal: true);
     }
 }
