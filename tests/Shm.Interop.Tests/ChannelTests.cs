@@ -256,46 +256,74 @@ public sealed class ChannelTests : IDisposable
     }
 
     [Fact]
-    public async Task A_ChannelReader_adapter_gives_an_async_stream_without_a_thread_per_channel()
+    public async Task ChannelReader_adapters_give_async_streams_without_a_thread_per_channel()
     {
-        using var region = SharedRegion.CreateAnonymous(SharedChannel.RequiredLength(8 * 1024));
-        using var channel = SharedChannel.Create(region, 0, 8 * 1024);
-        using SharedChannelReader reader = channel.OpenReader();
-        using var flags = SharedRegion.CreateAnonymous(4096);
-        using var go = SharedEvent.Create(flags, 0, EventResetMode.ManualReset);
-        using Child writer = Child.Fork(() =>
+        // Sixteen channels wait at once: a thread each would show as sixteen more, well above the
+        // few the thread pool may start or retire on its own meanwhile.
+        const int Channels = 16, Messages = 500;
+        long each = SharedChannel.RequiredLength(4096);
+        using var region = SharedRegion.CreateAnonymous(4096 + (Channels * each));
+        SharedChannel[] channels = [.. Enumerable.Range(0, Channels).Select(k => SharedChannel.Create(region, 4096 + (k * each), 4096))];
+        SharedChannelReader[] readers = [.. channels.Select(channel => channel.OpenReader())];
+        using var go = SharedEvent.Create(region, 0, EventResetMode.ManualReset);
+        try
         {
-            using SharedChannelWriter w = channel.OpenWriter();
-            go.Wait(Bound);
-            for (int i = 0; i < 2000; i++)
+            using Child writer = Child.Fork(() =>
             {
-                while (!w.TryWrite((long)i * i))
+                var writers = new SharedChannelWriter[Channels];
+                for (int k = 0; k < Channels; k++)
                 {
-                    Thread.SpinWait(10);
+                    writers[k] = channels[k].OpenWriter();
                 }
-            }
-            return 0;
-        });
-        ChannelReader<byte[]> adapter = reader.AsChannelReader();
-        int threads = Threads();
-        var consuming = Task.Run(async () =>
-        {
-            var values = new System.Collections.Generic.List<long>();
-            await foreach (byte[] bytes in adapter.ReadAllAsync())
+                go.Wait(Bound);
+                for (int i = 0; i < Messages; i++)
+                {
+                    foreach (SharedChannelWriter w in writers)
+                    {
+                        while (!w.TryWrite((long)i * i))
+                        {
+                            Thread.SpinWait(10);
+                        }
+                    }
+                }
+                foreach (SharedChannelWriter w in writers)
+                {
+                    w.Dispose();
+                }
+                return 0;
+            });
+            int threads = ProcStatus.Threads();
+            Task<System.Collections.Generic.List<long>>[] consuming = [.. readers.Select(reader => Task.Run(async () =>
             {
-                values.Add(BitConverter.ToInt64(bytes));
-            }
-            return values;
-        });
-        await Task.Delay(300);
-        int waiting = Threads();
-        go.Set();
-        var received = await consuming.WaitAsync(Bound);
+                var values = new System.Collections.Generic.List<long>();
+                ChannelReader<byte[]> adapter = reader.AsChannelReader();
+                await foreach (byte[] bytes in adapter.ReadAllAsync())
+                {
+                    values.Add(BitConverter.ToInt64(bytes));
+                }
+                await adapter.Completion;
+                return values;
+            }))];
+            await Task.Delay(300);
+            int waiting = ProcStatus.Threads();
+            go.Set();
+            var received = await Task.WhenAll(consuming).WaitAsync(Bound);
 
-        Assert.True(waiting - threads <= 2, $"{threads} threads before, {waiting} while waiting");
-        Assert.Equal(Enumerable.Range(0, 2000).Select(i => (long)i * i), received);
-        await adapter.Completion.WaitAsync(Bound);
-        Assert.Equal(0, writer.WaitOrFail().ExitCode);
+            Assert.True(waiting - threads < 8, $"{threads} threads before, {waiting} while {Channels} channels waited");
+            Assert.All(received, values => Assert.Equal(Enumerable.Range(0, Messages).Select(i => (long)i * i), values));
+            Assert.Equal(0, writer.WaitOrFail().ExitCode);
+        }
+        finally
+        {
+            foreach (SharedChannelReader reader in readers)
+            {
+                reader.Dispose();
+            }
+            foreach (SharedChannel channel in channels)
+            {
+                channel.Dispose();
+            }
+        }
     }
 
     [Fact]
@@ -421,6 +449,4 @@ public sealed class ChannelTests : IDisposable
         }
     }
 
-    private static int Threads() =>
-        int.Parse(File.ReadAllLines("/proc/self/status").First(line => line.StartsWith("Threads:", StringComparison.Ordinal)).Split('\t')[1], System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -110,9 +110,9 @@ public sealed unsafe class SharedMutex : SharedPrimitive
         Libc.CheckError(error, "pthread_mutex_unlock");
     }
 
+    // No disposed check here: the lock may be held by now, and throwing would leak it.
     private bool Check(int error, string call)
     {
-        ThrowIfDisposed();
         switch (error)
         {
             case 0:
