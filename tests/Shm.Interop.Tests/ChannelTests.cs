@@ -258,9 +258,8 @@ public sealed class ChannelTests : IDisposable
     [Fact]
     public async Task ChannelReader_adapters_give_async_streams_without_a_thread_per_channel()
     {
-        // Sixteen channels wait at once: a thread each would show as sixteen more, well above the
-        // few the thread pool may start or retire on its own meanwhile.
-        const int Channels = 16, Messages = 500;
+        // Sixty-four channels wait at once: a thread each would show as sixty-four more.
+        const int Channels = 64, Messages = 200;
         long each = SharedChannel.RequiredLength(4096);
         using var region = SharedRegion.CreateAnonymous(4096 + (Channels * each));
         SharedChannel[] channels = [.. Enumerable.Range(0, Channels).Select(k => SharedChannel.Create(region, 4096 + (k * each), 4096))];
@@ -293,17 +292,9 @@ public sealed class ChannelTests : IDisposable
                 return 0;
             });
             int threads = ProcStatus.Threads();
-            Task<System.Collections.Generic.List<long>>[] consuming = [.. readers.Select(reader => Task.Run(async () =>
-            {
-                var values = new System.Collections.Generic.List<long>();
-                ChannelReader<byte[]> adapter = reader.AsChannelReader();
-                await foreach (byte[] bytes in adapter.ReadAllAsync())
-                {
-                    values.Add(BitConverter.ToInt64(bytes));
-                }
-                await adapter.Completion;
-                return values;
-            }))];
+            // Started here, not with Task.Run: each runs until its first wait, so no thread-pool work
+            // is queued while they wait, and any new thread is one the library started.
+            Task<System.Collections.Generic.List<long>>[] consuming = [.. readers.Select(ConsumeAll)];
             await Task.Delay(300);
             int waiting = ProcStatus.Threads();
             go.Set();
@@ -417,6 +408,18 @@ public sealed class ChannelTests : IDisposable
             w.Write(MessageOf(writer, k));
         }
         return 0;
+    }
+
+    private static async Task<System.Collections.Generic.List<long>> ConsumeAll(SharedChannelReader reader)
+    {
+        var values = new System.Collections.Generic.List<long>();
+        ChannelReader<byte[]> adapter = reader.AsChannelReader();
+        await foreach (byte[] bytes in adapter.ReadAllAsync())
+        {
+            values.Add(BitConverter.ToInt64(bytes));
+        }
+        await adapter.Completion;
+        return values;
     }
 
     private static void FillUntilRefused(SharedChannelWriter writer)
