@@ -180,7 +180,7 @@ public sealed class RegionHardeningTests : IDisposable
                 }
             });
             hammer.Start();
-            started.Wait();
+            Assert.True(started.Wait(Waits.Bound), "the hammering thread did not start");
             Thread.SpinWait(round * 50);
             region.Dispose();
             Assert.True(hammer.Join(Waits.Bound));
