@@ -186,7 +186,7 @@ public sealed class SharedChannelReader : IMessageReader
     {
         int* sequence = (int*)(_header + ChannelLayout.ReaderSequence);
         int seen = Volatile.Read(ref *sequence);
-        return FutexWatcher.Wait(_channel.Region.SafeMappingHandle, sequence, seen, (int*)(_header + ChannelLayout.ReaderSleeping),
+        return FutexWatcher.Wait(this, _channel.Region.SafeMappingHandle, sequence, seen, (int*)(_header + ChannelLayout.ReaderSleeping),
             () => HasMessage() || CheckEnded(force: false), Timeout.InfiniteTimeSpan, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
     }
 

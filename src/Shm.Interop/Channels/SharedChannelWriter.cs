@@ -302,7 +302,7 @@ public sealed class SharedChannelWriter : IMessageWriter
     {
         int* sequence = (int*)(_lane + ChannelLayout.SpaceSequence);
         int seen = Volatile.Read(ref *sequence);
-        return FutexWatcher.Wait(_channel.Region.SafeMappingHandle, sequence, seen, (int*)(_lane + ChannelLayout.WriterSleeping), () =>
+        return FutexWatcher.Wait(this, _channel.Region.SafeMappingHandle, sequence, seen, (int*)(_lane + ChannelLayout.WriterSleeping), () =>
         {
             if (HasRoom(length))
             {

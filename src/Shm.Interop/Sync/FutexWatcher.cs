@@ -24,29 +24,40 @@ internal static unsafe class FutexWatcher
     private static readonly int* WakeWord = (int*)NativeMemory.AllocZeroed(sizeof(int));
     private static bool s_started;
 
-    public static Task<bool> Wait(SafeHandle mapping, int* word, int* waiters, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken) =>
-        Wait(mapping, word, 0, waiters, tryTake, timeout, cancellationToken, pollEvery: 0);
+    public static Task<bool> Wait(object owner, SafeHandle mapping, int* word, int* waiters, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken) =>
+        Wait(owner, mapping, word, 0, waiters, tryTake, timeout, cancellationToken, pollEvery: 0);
 
     /// <summary>
     /// Completes when <paramref name="tryTake"/> succeeds (true) or <paramref name="timeout"/> passes
     /// (false); it is tried whenever <paramref name="word"/> stops holding <paramref name="value"/>,
     /// and every <paramref name="pollEvery"/> Stopwatch ticks if that is not 0 (to notice a dead peer).
+    /// If <paramref name="tryTake"/> throws (a dead peer, corrupt shared memory), the task faults with
+    /// that exception: nothing escapes the watcher's thread. <see cref="Abandon"/> with the same
+    /// <paramref name="owner"/> ends the wait with <see cref="ObjectDisposedException"/>.
     /// </summary>
-    public static Task<bool> Wait(SafeHandle mapping, int* word, int value, int* waiters, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken, long pollEvery)
+    public static Task<bool> Wait(object owner, SafeHandle mapping, int* word, int value, int* waiters, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken, long pollEvery)
     {
+        ArgumentNullException.ThrowIfNull(owner);
         if (cancellationToken.IsCancellationRequested)
         {
             return Task.FromCanceled<bool>(cancellationToken);
         }
-        if (tryTake())
+        try
         {
-            return Task.FromResult(true);
+            if (tryTake())
+            {
+                return Task.FromResult(true);
+            }
+        }
+        catch (Exception failure)
+        {
+            return Task.FromException<bool>(failure);
         }
         if (timeout == TimeSpan.Zero)
         {
             return Task.FromResult(false);
         }
-        var registration = new Registration(mapping, word, value, waiters, tryTake, Child.Deadline(timeout), pollEvery);
+        var registration = new Registration(owner, mapping, word, value, waiters, tryTake, Child.Deadline(timeout), pollEvery);
         Interlocked.Increment(ref *waiters);
         lock (Gate)
         {
@@ -67,13 +78,13 @@ internal static unsafe class FutexWatcher
         return registration.Task;
     }
 
-    /// <summary>Ends the waits on <paramref name="words"/> (a primitive being disposed) with <see cref="ObjectDisposedException"/>.</summary>
-    public static void Abandon(int* words)
+    /// <summary>Ends the pending waits of <paramref name="owner"/> (a primitive, reader or writer being disposed) with <see cref="ObjectDisposedException"/>.</summary>
+    public static void Abandon(object owner)
     {
         List<Registration> gone;
         lock (Gate)
         {
-            gone = Pending.FindAll(registration => registration.Word >= words && registration.Word < words + (SharedPrimitive.Size / sizeof(int)));
+            gone = Pending.FindAll(registration => ReferenceEquals(registration.Owner, owner));
         }
         foreach (Registration registration in gone)
         {
@@ -178,9 +189,10 @@ internal static unsafe class FutexWatcher
         private readonly Func<bool> _tryTake;
         private bool _finished;
 
-        public Registration(SafeHandle mapping, int* word, int value, int* waiters, Func<bool> tryTake, long deadline, long pollEvery)
+        public Registration(object owner, SafeHandle mapping, int* word, int value, int* waiters, Func<bool> tryTake, long deadline, long pollEvery)
             : base(TaskCreationOptions.RunContinuationsAsynchronously)
         {
+            Owner = owner;
             bool added = false;
             mapping.DangerousAddRef(ref added);
             _mapping = mapping;
@@ -192,6 +204,8 @@ internal static unsafe class FutexWatcher
             Deadline = deadline;
         }
 
+        public object Owner { get; }
+
         public int* Word { get; }
 
         public int Value { get; }
@@ -202,21 +216,33 @@ internal static unsafe class FutexWatcher
 
         public CancellationTokenRegistration Cancellation;
 
-        /// <summary>Takes a count or the signal if there is one, and finishes; false if it must go on waiting.</summary>
+        /// <summary>
+        /// Takes a count or the signal if there is one, and finishes; false if it must go on waiting.
+        /// A predicate that throws finishes the wait with its exception: it runs on the watcher's
+        /// thread, where an escaping exception would end the process.
+        /// </summary>
         public bool Take()
         {
+            Exception? failure = null;
             lock (this)
             {
-                if (_finished || !_tryTake())
+                try
                 {
-                    return _finished;
+                    if (_finished || !_tryTake())
+                    {
+                        return _finished;
+                    }
+                }
+                catch (Exception caught)
+                {
+                    failure = caught;
                 }
             }
-            Finish(result: true);
+            Finish(result: true, failure: failure);
             return true;
         }
 
-        public void Finish(bool result = false, CancellationToken canceled = default, bool disposed = false)
+        public void Finish(bool result = false, CancellationToken canceled = default, bool disposed = false, Exception? failure = null)
         {
             lock (this)
             {
@@ -230,9 +256,10 @@ internal static unsafe class FutexWatcher
             _mapping.DangerousRelease();
             Cancellation.Dispose();
             _ = disposed ? TrySetException(new ObjectDisposedException("The shared primitive was disposed while this wait was pending."))
+                : failure is not null ? TrySetException(failure)
                 : canceled.IsCancellationRequested ? TrySetCanceled(canceled)
                 : TrySetResult(result);
-            if (canceled.IsCancellationRequested || disposed)
+            if (canceled.IsCancellationRequested || disposed || failure is not null)
             {
                 Wake(); // so the thread drops it from the words it waits on
             }

@@ -107,10 +107,10 @@ public sealed unsafe class SharedEvent : SharedPrimitive
     {
         ThrowIfDisposed();
         DeadlineFor(timeout);
-        return FutexWatcher.Wait(Region.SafeMappingHandle, &Words[SignalledWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
+        return FutexWatcher.Wait(this, Region.SafeMappingHandle, &Words[SignalledWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
     }
 
-    private protected override void OnDispose() => FutexWatcher.Abandon(Words);
+    private protected override void OnDispose() => FutexWatcher.Abandon(this);
 
     // Auto-reset: passing consumes the signal; manual-reset: it stays.
     private bool TryTake() => Mode == EventResetMode.AutoReset

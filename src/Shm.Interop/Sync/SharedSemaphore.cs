@@ -92,7 +92,7 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
     {
         ThrowIfDisposed();
         DeadlineFor(timeout);
-        return FutexWatcher.Wait(Region.SafeMappingHandle, &Words[CountWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
+        return FutexWatcher.Wait(this, Region.SafeMappingHandle, &Words[CountWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
     }
 
     /// <summary>Adds <paramref name="releaseCount"/> and wakes as many waiters; returns the count before.</summary>
@@ -121,7 +121,7 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
         }
     }
 
-    private protected override void OnDispose() => FutexWatcher.Abandon(Words);
+    private protected override void OnDispose() => FutexWatcher.Abandon(this);
 
     private bool TryTake()
     {
