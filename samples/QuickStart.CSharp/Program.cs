@@ -1,5 +1,8 @@
 using System;
+using System.Runtime.Versioning;
 using Shm.Interop;
+
+[assembly: SupportedOSPlatform("linux")] // Shm is Linux-only: this tells the platform analyzer (CA1416)
 
 using var a = SharedRegion.CreateAnonymous(5096);
 using var counters = SharedRegion.CreateAnonymous<Counters>();

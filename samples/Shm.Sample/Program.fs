@@ -3,8 +3,12 @@
 /// reaped, and everything is unmapped, before the error is reported.
 module Shm.Sample.Program
 
+// System.CommandLine's GetValue<T> is annotated T? (nullable), which F# cannot express for int.
+#nowarn "3265"
+
 open System
 open System.IO
+open System.CommandLine
 open System.Threading
 open Shm.Fun
 open Shm.Interop
@@ -39,11 +43,12 @@ let run (count: int) (failAt: int option) =
     let started = ResizeArray<Child>()
 
     printfn
-        "Parent %d: SharedData (%d ints, %d floats) in one region, %d children"
+        "Parent %d: SharedData (%d ints, %d floats) in one region, %d %s"
         Environment.ProcessId
         10
         10
         count
+        (if count = 1 then "child" else "children")
 
     let program =
         shm {
@@ -91,25 +96,56 @@ let run (count: int) (failAt: int option) =
         printfn "Every child started before the failure was terminated and reaped; regions unmapped."
         1
 
-let usage () =
-    eprintfn "usage: Shm.Sample [--children N (1-10, default 3)] [--fail-at K]"
-    2
-
+/// The command line: --children N and --fail-at K, with --help; each error names its option and
+/// the values it accepts, and exits 2 as a usage error does.
 [<EntryPoint>]
 let main argv =
-    let rec parse args count failAt =
-        match args with
-        | [] -> Some(count, failAt)
-        | "--children" :: n :: rest ->
-            match Int32.TryParse n with
-            | true, n when n >= 1 && n <= 10 -> parse rest n failAt
-            | _ -> None
-        | "--fail-at" :: k :: rest ->
-            match Int32.TryParse k with
-            | true, k when k >= 0 -> parse rest count (Some k)
-            | _ -> None
-        | _ -> None
+    let children =
+        Option<int>(
+            "--children",
+            Description = "How many children to fork, 1 to 10 (one slot of the shared struct each).",
+            DefaultValueFactory = fun _ -> 3
+        )
 
-    match parse (List.ofArray argv) 3 None with
-    | Some(count, failAt) -> run count failAt
-    | None -> usage ()
+    let failAt =
+        Option<Nullable<int>>(
+            "--fail-at",
+            Description =
+                "Make acquisition K fail on purpose (a region the kernel refuses) after K children were forked, "
+                + "0 to N-1: the children already started are terminated and reaped before the error is reported."
+        )
+
+    let root =
+        RootCommand(
+            "The main job: map a region, fork N children that each fill their slot of a shared struct, wait for all, unmap."
+        )
+
+    root.Options.Add children
+    root.Options.Add failAt
+
+    let usageError (message: string) =
+        eprintfn "Shm.Sample: %s" message
+        eprintfn "Try 'Shm.Sample --help'."
+        2
+
+    root.SetAction(fun parsed ->
+        let count = parsed.GetValue children
+        let k = parsed.GetValue failAt
+
+        if count < 1 || count > 10 then
+            usageError $"--children must be 1 to 10; got {count}."
+        elif k.HasValue && (k.Value < 0 || k.Value >= count) then
+            usageError
+                $"--fail-at must be 0 to {count - 1} (it counts the {count} children forked); got {k.Value}."
+        else
+            run count (if k.HasValue then Some k.Value else None))
+
+    let parsed = root.Parse argv
+
+    if parsed.Errors.Count > 0 then
+        parsed.Errors
+        |> Seq.map _.Message
+        |> String.concat "\nShm.Sample: "
+        |> usageError
+    else
+        parsed.Invoke()

@@ -14,6 +14,8 @@ public class ReadmeTests
     [Theory]
     [InlineData("samples/QuickStart.FSharp/Program.fs", "fsharp")]
     [InlineData("samples/QuickStart.CSharp/Program.cs", "csharp")]
+    [InlineData("tests/consumer/fsharp/QuickStart.fsproj", "xml")]
+    [InlineData("tests/consumer/csharp/QuickStart.csproj", "xml")]
     public void The_README_quick_start_is_the_compiled_sample_line_for_line(string sample, string language)
     {
         string[] readme = File.ReadAllLines(Path.Combine(Root, "README.md"));
@@ -47,5 +49,4 @@ public class ReadmeTests
             File.Delete(output);
         }
     }
-
 }
