@@ -1,83 +1,72 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
-using System.Linq;
 
 namespace Shm.Tool;
 
-/// <summary>One entry of /dev/shm and the processes that use it, as the kernel reports them.</summary>
-/// <param name="Name">The segment's name (no leading slash).</param>
-/// <param name="Size">Its size in bytes.</param>
-/// <param name="Mode">Its permission bits.</param>
-/// <param name="Owner">The owning user's name (or uid).</param>
-/// <param name="Created">When it was created (or last changed, where the file system keeps no birth time).</param>
-/// <param name="Mappers">Processes that map it (from /proc/PID/maps).</param>
-/// <param name="Holders">Processes that hold it open (from /proc/PID/fd).</param>
-internal sealed record Segment(string Name, long Size, UnixFileMode Mode, string Owner, DateTime Created, IReadOnlyList<int> Mappers, IReadOnlyList<int> Holders)
+/// <summary>One shared memory segment: a regular file in /dev/shm, as the kernel describes it.</summary>
+/// <param name="Name">Its name (no leading slash), exactly as the directory holds it.</param>
+/// <param name="Status">Its identity and attributes when it was looked at.</param>
+internal sealed record Segment(string Name, FileStatus Status)
 {
     public const string Directory = "/dev/shm";
 
-    /// <summary>True if no process maps or holds it: nothing will ever unlink it but a person.</summary>
-    public bool Orphan => Mappers.Count == 0 && Holders.Count == 0;
+    public string Path => Directory + "/" + Name;
 
-    public TimeSpan Age => DateTime.UtcNow - Created;
+    public TimeSpan Age => DateTime.UtcNow - Status.Created;
 
-    public string Path => System.IO.Path.Combine(Directory, Name);
+    public string Owner => UserNames.Of(Status.Uid);
 
-    /// <summary>Every segment in /dev/shm, with its users.</summary>
+    public string Mode => Convert.ToString(Status.Permissions & 0x1FF, 8).PadLeft(4, '0');
+
+    /// <summary>
+    /// Every segment in /dev/shm, by name. Entries that are not regular files (FIFOs, sockets,
+    /// directories, devices, symbolic links) are not segments and are left out.
+    /// </summary>
     public static List<Segment> All()
     {
-        var users = Users.Scan();
-        var owners = Owners();
         var segments = new List<Segment>();
-        foreach (string path in System.IO.Directory.GetFiles(Directory))
+        foreach (string path in System.IO.Directory.EnumerateFileSystemEntries(Directory))
         {
-            try
+            if (FileStatus.TryOfEntry(path, out FileStatus status) == 0 && status.Kind == FileKind.Regular)
             {
-                var info = new FileInfo(path);
-                if (info.LinkTarget is not null)
-                {
-                    continue; // a symbolic link is no segment
-                }
-                int uid = Stat.Owner(path);
-                segments.Add(new Segment(
-                    info.Name,
-                    info.Length,
-                    info.UnixFileMode,
-                    owners.TryGetValue(uid, out string? name) ? name : uid.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    info.CreationTimeUtc,
-                    users.Mappers(path),
-                    users.Holders(path)));
-            }
-            catch (IOException)
-            {
-                // unlinked while we looked
+                segments.Add(new Segment(System.IO.Path.GetFileName(path), status));
             }
         }
-        return [.. segments.OrderBy(segment => segment.Name, StringComparer.Ordinal)];
+        segments.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return segments;
     }
 
-    /// <summary>The segment named <paramref name="name"/> (leading slash optional), or null.</summary>
-    public static Segment? Find(string name) =>
-        All().FirstOrDefault(segment => segment.Name == name.TrimStart('/'));
-
-    private static Dictionary<int, string> Owners()
+    /// <summary>
+    /// The segment a user named (leading slashes optional: shm_open strips them); or why there is
+    /// none, and whether the name itself is malformed (bad usage).
+    /// </summary>
+    public static Segment? Find(string name, out string? problem, out bool malformed)
     {
-        var owners = new Dictionary<int, string>();
-        try
+        string bare = name.TrimStart('/');
+        malformed = bare.Length == 0 || bare.Contains('/', StringComparison.Ordinal) || bare.Contains('\0', StringComparison.Ordinal) || bare is "." or "..";
+        if (malformed)
         {
-            foreach (string line in File.ReadLines("/etc/passwd"))
-            {
-                string[] fields = line.Split(':');
-                if (fields.Length > 2 && int.TryParse(fields[2], out int uid))
-                {
-                    owners.TryAdd(uid, fields[0]);
-                }
-            }
+            problem = "not a segment name (no / after the leading ones, not empty, . or ..)";
+            return null;
         }
-        catch (IOException)
-        {
-        }
-        return owners;
+        int error = FileStatus.TryOfEntry(Directory + "/" + bare, out FileStatus status);
+        problem = error == Libc.ENOENT ? $"No such segment in {Directory}"
+            : error != 0 ? Libc.Describe(error)
+            : status.Kind != FileKind.Regular ? $"{Article(status.Kind)} in {Directory}, not a shared memory segment"
+            : null;
+        return problem is null ? new Segment(bare, status) : null;
     }
+
+    /// <summary>"a FIFO", "a socket"...: what a non-segment entry is.</summary>
+    public static string Article(FileKind kind) => kind switch
+    {
+        FileKind.Fifo => "a FIFO",
+        FileKind.Socket => "a socket",
+        FileKind.Directory => "a directory",
+        FileKind.CharacterDevice => "a character device",
+        FileKind.BlockDevice => "a block device",
+        FileKind.SymbolicLink => "a symbolic link",
+        FileKind.Regular => "a regular file",
+        _ => "a file of unknown kind",
+    };
 }

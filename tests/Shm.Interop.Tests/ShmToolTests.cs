@@ -7,150 +7,149 @@ using Xunit;
 
 namespace Shm.Interop.Tests;
 
-/// <summary>The shm tool against real segments: one this process holds, and one a killed process left behind.</summary>
+/// <summary>The shm tool's command line, listing and stat output, against real segments and real processes.</summary>
 public sealed class ShmToolTests : IDisposable
 {
-    private static readonly string Tool = Path.Combine(AppContext.BaseDirectory, "Shm.Tool.dll");
     private readonly DevShm _shm = new();
 
     public void Dispose() => _shm.Dispose();
 
     [Fact]
-    public void ls_json_lists_a_held_segment_with_this_process_and_marks_one_a_killed_creator_left_as_orphan()
+    public void A_bare_shm_and_shm_help_print_the_help_as_shm_and_exit_0()
+    {
+        foreach (ToolRun run in new[] { ShmTool.Run(), ShmTool.Run("--help") })
+        {
+            Assert.True(run.Status == 0, run.ToString());
+            Assert.Contains("Usage:\n  shm [command] [options]", run.Output, StringComparison.Ordinal);
+            Assert.Contains("unknown", run.Output, StringComparison.Ordinal); // the states are explained
+            Assert.DoesNotContain("Shm.Tool", run.Output, StringComparison.Ordinal);
+            Assert.Equal("", run.Error);
+        }
+    }
+
+    [Fact]
+    public void ls_json_lists_a_held_segment_with_this_process_its_command_and_user_and_no_stat_fields()
     {
         string held = _shm.UniqueName();
-        string leaked = LeakedByAKilledProcess();
         using var region = SharedRegion.CreateNamed(held, 8192);
 
-        var (status, output, _) = Run("ls", "--json");
+        ToolRun run = ShmTool.Run("ls", "--json");
 
-        Assert.Equal(0, status);
-        JsonElement[] segments = [.. JsonDocument.Parse(output).RootElement.EnumerateArray()];
-        JsonElement ours = segments.Single(s => s.GetProperty("name").GetString() == held);
+        Assert.True(run.Status == 0, run.ToString());
+        JsonElement ours = run.Segment(held);
         Assert.Equal(8192, ours.GetProperty("size").GetInt64());
         Assert.Equal("0600", ours.GetProperty("mode").GetString());
+        Assert.Equal("used", ours.GetProperty("state").GetString());
+        Assert.False(ours.GetProperty("orphan").GetBoolean());
         Assert.Contains(Environment.ProcessId, ours.GetProperty("mappedBy").EnumerateArray().Select(p => p.GetInt32()));
         Assert.Contains(Environment.ProcessId, ours.GetProperty("heldBy").EnumerateArray().Select(p => p.GetInt32()));
-        Assert.False(ours.GetProperty("orphan").GetBoolean());
-        JsonElement left = segments.Single(s => s.GetProperty("name").GetString() == leaked);
-        Assert.True(left.GetProperty("orphan").GetBoolean());
-        SharedRegion.Unlink(leaked);
+        JsonElement me = ours.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("pid").GetInt32() == Environment.ProcessId);
+        Assert.Equal(ShmTool.OwnCommand(), me.GetProperty("command").GetString());
+        Assert.Equal(Environment.UserName, me.GetProperty("user").GetString());
+        Assert.True(me.GetProperty("mapped").GetBoolean() && me.GetProperty("held").GetBoolean());
+        // ls fills no first bytes, so it prints none: no "firstBytes": null on every row.
+        Assert.False(ours.TryGetProperty("firstBytes", out _), run.Output);
+        Assert.False(ours.TryGetProperty("firstBytesError", out _), run.Output);
     }
 
     [Fact]
-    public void ls_prints_a_table_naming_the_segment()
+    public void ls_prints_plain_columns_with_sizes_right_aligned_human_with_h_and_the_command_and_user_of_each_process()
     {
-        string held = _shm.UniqueName();
-        using var region = SharedRegion.CreateNamed(held, 4096);
+        string small = _shm.UniqueName(), large = _shm.UniqueName();
+        using var a = SharedRegion.CreateNamed(small, 4096);
+        using var b = SharedRegion.CreateNamed(large, 3 << 20);
 
-        var (status, output, _) = Run("ls");
+        foreach (bool human in new[] { false, true })
+        {
+            ToolRun run = human ? ShmTool.Run("ls", "-h") : ShmTool.Run("ls");
 
-        Assert.Equal(0, status);
-        Assert.Contains(held, output, StringComparison.Ordinal);
-        Assert.Contains("NAME", output, StringComparison.Ordinal);
+            Assert.True(run.Status == 0, run.ToString());
+            string[] lines = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Matches("^ *SIZE MODE +OWNER +AGE STATE +PID COMMAND +USER +USE +NAME$", lines[0]);
+            Assert.DoesNotContain(run.Output, c => c is '│' or '─' or '┌' or '┃' or '|');
+            string[] ours = [.. lines.Where(line => line.EndsWith(small, StringComparison.Ordinal) || line.EndsWith(large, StringComparison.Ordinal))];
+            Assert.Equal(2, ours.Length);
+            int sizeEnd = lines[0].IndexOf("SIZE", StringComparison.Ordinal) + 4;
+            foreach (string line in ours)
+            {
+                string[] cells = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                Assert.Equal(line.Length - line.TrimStart().Length + cells[0].Length, sizeEnd); // right-aligned under SIZE
+                Assert.Equal(["used", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), ShmTool.OwnCommand()], cells[4..7]);
+                Assert.Equal("map,fd", cells[8]);
+            }
+            Assert.Equal(human ? ["4.0K", "3.0M"] : ["4096", "3145728"], ours.Select(line => line.TrimStart().Split(' ')[0]).ToArray());
+        }
     }
 
     [Fact]
-    public void stat_shows_size_mode_users_and_the_first_bytes_in_hex()
+    public void stat_dumps_the_first_bytes_as_hexdump_C_does_and_stat_json_carries_them()
     {
         string name = _shm.UniqueName();
         using var region = SharedRegion.CreateNamed(name, 4096);
-        "hello"u8.CopyTo(region.AsSpan());
+        "hello, \x1bworld\n\x7f\xff"u8.CopyTo(region.AsSpan());
+        region.AsSpan().Slice(100, 3).Fill(0x41);
 
-        var (status, output, _) = Run("stat", name, "--bytes", "8");
+        ToolRun run = ShmTool.Run("stat", name, "--bytes", "150");
+        ToolRun json = ShmTool.Run("stat", name, "--bytes", "8", "--json");
 
-        Assert.Equal(0, status);
-        Assert.Contains("size:     4096", output, StringComparison.Ordinal);
-        Assert.Contains("mode:     0600", output, StringComparison.Ordinal);
-        Assert.Contains($"mapped:   by {Environment.ProcessId}", output, StringComparison.Ordinal);
-        Assert.Contains("bytes:    68656C6C6F000000", output, StringComparison.Ordinal);
+        Assert.True(run.Status == 0, run.ToString());
+        Assert.Contains("size:     4096 (4.0K)", run.Output, StringComparison.Ordinal);
+        Assert.Contains("mode:     0600", run.Output, StringComparison.Ordinal);
+        Assert.Contains("state:    used", run.Output, StringComparison.Ordinal);
+        Assert.Contains($"used by:  {Environment.ProcessId} {ShmTool.OwnCommand()} (", run.Output, StringComparison.Ordinal);
+        Assert.Contains("bytes:    the first 150 of 4096\n", run.Output, StringComparison.Ordinal);
+        string dump = run.Output[(run.Output.IndexOf("bytes:", StringComparison.Ordinal) + "bytes:    the first 150 of 4096\n".Length)..];
+        Assert.Equal(HexdumpC(name, 150), dump);
+        Assert.Equal("68656C6C6F2C201B", json.Segment(name).GetProperty("firstBytes").GetString());
     }
 
     [Fact]
-    public void rm_keeps_a_segment_a_live_process_uses_unless_forced()
+    public void stat_refuses_a_negative_byte_count_naming_bytes_and_its_range()
     {
         string name = _shm.UniqueName();
         using var region = SharedRegion.CreateNamed(name, 4096);
 
-        var refused = Run("rm", "--yes", name);
-        Assert.Equal(1, refused.Status);
-        Assert.Contains("in use by", refused.Error, StringComparison.Ordinal);
-        Assert.True(DevShm.Exists(name));
+        ToolRun run = ShmTool.Run("stat", name, "--bytes", "-5");
 
-        var forced = Run("rm", "--yes", "--force", name);
-        Assert.Equal(0, forced.Status);
-        Assert.False(DevShm.Exists(name));
-    }
-
-    [Fact]
-    public void rm_orphans_removes_what_a_killed_process_left_and_nothing_in_use()
-    {
-        string held = _shm.UniqueName();
-        string leaked = LeakedByAKilledProcess();
-        using var region = SharedRegion.CreateNamed(held, 4096);
-        string pattern = held[..held.LastIndexOf('-')] + "-*"; // this test's names only
-
-        var tooYoung = Run("rm", "--orphans", "--older-than", "1h", "--yes", pattern);
-        Assert.Equal(0, tooYoung.Status);
-        Assert.True(DevShm.Exists(leaked));
-
-        var (status, output, _) = Run("rm", "--orphans", "--yes", pattern);
-
-        Assert.Equal(0, status);
-        Assert.Contains($"removed '{leaked}'", output, StringComparison.Ordinal);
-        Assert.False(DevShm.Exists(leaked));
-        Assert.True(DevShm.Exists(held));
-    }
-
-    [Fact]
-    public void rm_without_a_terminal_or_yes_asks_for_confirmation_and_removes_nothing()
-    {
-        string leaked = LeakedByAKilledProcess();
-
-        var (status, _, error) = Run("rm", leaked);
-
-        Assert.Equal(1, status);
-        Assert.Contains("pass --yes", error, StringComparison.Ordinal);
-        Assert.True(DevShm.Exists(leaked));
-        SharedRegion.Unlink(leaked);
+        Assert.True(run.Status == 2, run.ToString());
+        Assert.Contains("--bytes must be from 0 to 1048576; got -5", run.Error, StringComparison.Ordinal);
+        Assert.Equal("", run.Output);
     }
 
     [Fact]
     public void Errors_and_exit_codes_follow_ls_and_rm()
     {
-        var missing = Run("rm", "--yes", _shm.UniqueName());
-        Assert.Equal(1, missing.Status);
-        Assert.Contains("No such segment", missing.Error, StringComparison.Ordinal);
+        string missing = _shm.UniqueName();
+        ToolRun rm = ShmTool.Run("rm", "--yes", missing);
+        Assert.Equal(1, rm.Status);
+        Assert.Contains($"shm: rm: cannot remove '{missing}': No such segment in /dev/shm", rm.Error, StringComparison.Ordinal);
 
-        Assert.Equal(1, Run("stat", _shm.UniqueName()).Status);
-        Assert.Equal(2, Run("frobnicate").Status);
-        Assert.Equal(2, Run("rm").Status);
-        Assert.Equal(2, Run("rm", "--orphans", "--older-than", "soon").Status);
+        ToolRun stat = ShmTool.Run("stat", missing);
+        Assert.Equal(1, stat.Status);
+        Assert.Contains($"shm: stat: cannot stat '{missing}': No such segment in /dev/shm", stat.Error, StringComparison.Ordinal);
+
+        Assert.Contains("'frobnicate'", ShmTool.Run("frobnicate") is { Status: 2 } unknown ? unknown.Error : "exit status was not 2", StringComparison.Ordinal);
+        Assert.Contains("name the segments", ShmTool.Run("rm") is { Status: 2 } bare ? bare.Error : "exit status was not 2", StringComparison.Ordinal);
+        Assert.Contains("--older-than", ShmTool.Run("rm", "--orphans", "--older-than", "soon") is { Status: 2 } soon ? soon.Error : "exit status was not 2", StringComparison.Ordinal);
+        Assert.Contains("--force", ShmTool.Run("rm", "--orphans", "--force") is { Status: 2 } force ? force.Error : "exit status was not 2", StringComparison.Ordinal);
+        Assert.Contains("cannot stat '../etc/passwd': not a segment name", ShmTool.Run("stat", "../etc/passwd") is { Status: 2 } path ? path.Error : "exit status was not 2", StringComparison.Ordinal);
     }
 
-    private string LeakedByAKilledProcess()
+    /// <summary>What hexdump -C prints for the segment's first <paramref name="count"/> bytes.</summary>
+    private static string HexdumpC(string name, int count)
     {
-        string name = _shm.UniqueName();
-        using Child worker = Worker.Spawn(["leak-segment", name]);
-        Assert.Equal(Native.SIGKILL, worker.WaitOrFail().Signal);
-        Assert.True(DevShm.Exists(name));
-        return name;
-    }
-
-    private static (int Status, string Output, string Error) Run(params string[] arguments)
-    {
-        string output = Path.GetTempFileName(), error = Path.GetTempFileName();
+        string output = Path.GetTempFileName();
         try
         {
-            string command = string.Join(' ', arguments.Select(a => $"'{a}'"));
-            using Child tool = Child.Spawn("/bin/sh", ["-c", $"dotnet '{Tool}' {command} > '{output}' 2> '{error}' < /dev/null"]);
-            ChildExit exit = tool.WaitOrFail();
-            return (exit.ExitCode ?? -1, File.ReadAllText(output), File.ReadAllText(error));
+            using (Child hexdump = Child.Spawn("/bin/sh", ["-c", $"head -c {count} {ShmTool.Quote(DevShm.PathOf(name))} | hexdump -C > {ShmTool.Quote(output)}"]))
+            {
+                Assert.True(hexdump.WaitOrFail().Succeeded, "hexdump -C failed");
+            }
+            return File.ReadAllText(output);
         }
         finally
         {
             File.Delete(output);
-            File.Delete(error);
         }
     }
 }

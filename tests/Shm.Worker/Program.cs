@@ -29,6 +29,8 @@ public static partial class Program
         "attach-twice" => AttachTwice(),
         "leak-segment" => LeakSegment(args[1]),
         "channel-writer" => ChannelWriter(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
+        "hold" => Hold(args[1..], nonDumpable: false),
+        "hold-nondumpable" => Hold(args[1..], nonDumpable: true),
         _ => Unexpected,
     };
 
