@@ -90,7 +90,7 @@ public sealed partial class Child
             Libc.CheckError(error, "posix_spawnp", fileName);
             // The new program cannot have been reaped by anyone else before this: only a reaper of
             // every child (pid 1) could, and then only after it exits.
-            return Adopt(pid, ForkOptions.Default.TerminateGracePeriod, forked: false, index: 0);
+            return AdoptSpawned(pid, ForkOptions.Default.TerminateGracePeriod);
         }
         finally
         {

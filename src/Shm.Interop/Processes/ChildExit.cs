@@ -18,9 +18,11 @@ public sealed record ChildExit(int Pid, int? ExitCode, int? Signal)
     public bool CoreDumped { get; init; }
 
     /// <summary>
-    /// True if the forked child deadlocked: its only thread waited without a timeout on a private
-    /// futex, which nothing could ever wake (a runtime lock that another thread of the parent held at
-    /// the instant of the fork). It was killed with SIGKILL and reaped.
+    /// True if the forked child was found deadlocked and killed under <see cref="ChildDeadlockPolicy.Kill"/>:
+    /// after its body started, its only thread waited without a timeout on a private futex with no
+    /// wake-up for 250 ms, and it had no handler of its own for a signal it did not block, so nothing
+    /// but a signal could end the wait (typically a runtime lock that another thread of the parent held
+    /// at the instant of the fork). It was killed with SIGKILL and reaped.
     /// </summary>
     public bool Deadlocked { get; init; }
 
