@@ -25,6 +25,7 @@ public static partial class Program
         "orphan" => Orphan(),
         "open-denied" => OpenDenied(args[1]),
         "pid1" => ReapedByPidOne(),
+        "pid1-spawn" => SpawnShortLivedAsPidOne(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "emfile" => PidfdUnavailable(),
         "attach-twice" => AttachTwice(),
         "leak-segment" => LeakSegment(args[1]),
@@ -147,7 +148,11 @@ public static partial class Program
         System.Diagnostics.Process.Start("/bin/true")!.WaitForExit();
 
         using Child forked = Child.Fork(() => 3);
-        using Child spawned = Child.Spawn("/bin/sh", ["-c", "exit 4"]);
+        // The shell ends only once we hold it: one reaped before its pidfd could be opened would
+        // come back with its status unknown (the pid1-spawn scenario covers that case).
+        string go = Path.Combine(Path.GetTempPath(), $"shm-pid1-{Guid.NewGuid():N}");
+        using Child spawned = Child.Spawn("/bin/sh", ["-c", $"while [ ! -e {go} ]; do sleep 0.01; done; exit 4"]);
+        File.WriteAllText(go, "");
         // Gone from /proc altogether: the runtime reaped them before any wait of ours.
         bool forkedGone = SpinWait.SpinUntil(() => !Native.Exists(forked.Pid), TimeSpan.FromSeconds(30));
         bool spawnedGone = SpinWait.SpinUntil(() => !Native.Exists(spawned.Pid), TimeSpan.FromSeconds(30));
@@ -167,9 +172,93 @@ public static partial class Program
         bool allGone = pids.All(pid => Native.WaitGone(pid, TimeSpan.FromSeconds(30)));
         Console.WriteLine($"group terminated: {string.Join(", ", group.Select(child => child.Exit?.ToString() ?? "not ended"))}; all gone: {allGone}");
 
+        File.Delete(go);
         forked.Signal(Native.SIGKILL); // ended and reaped elsewhere: goes nowhere, throws nothing
         return forkedGone && spawnedGone && a is { ExitCode: 3, ReapedElsewhere: true } && b is { ExitCode: 4, ReapedElsewhere: true } &&
             allGone && group.All(child => child.Exit is not null) ? 0 : Unexpected;
+    }
+
+    /// <summary>
+    /// Run as pid 1, whose runtime reaps every child the moment it exits: spawns /bin/true
+    /// <paramref name="count"/> times. No spawn may throw (a program that ran is never an error);
+    /// one reaped before its pidfd could be opened comes back ended, status unknown. Then, for such a
+    /// child and for one reaped after, gives its pid to a new process (ns_last_pid) and checks that
+    /// signalling and disposing the old child leaves the new process alone.
+    /// </summary>
+    private static int SpawnShortLivedAsPidOne(int count)
+    {
+        if (Environment.ProcessId != 1)
+        {
+            Console.WriteLine($"not pid 1 but {Environment.ProcessId}");
+            return Unexpected;
+        }
+        System.Diagnostics.Process.Start("/bin/true")!.WaitForExit(); // from here the runtime reaps every child
+        int thrown = 0, hung = 0, failed = 0, reapedElsewhere = 0, statusUnknown = 0;
+        Child? unknown = null, known = null;
+        for (int i = 0; i < count; i++)
+        {
+            try
+            {
+                Child child = Child.Spawn("/bin/true", []);
+                ChildExit? exit = child.Wait(TimeSpan.FromSeconds(30));
+                hung += exit is null ? 1 : 0;
+                failed += exit is { StatusKnown: true, Succeeded: false } ? 1 : 0;
+                reapedElsewhere += exit?.ReapedElsewhere == true ? 1 : 0;
+                statusUnknown += exit?.StatusKnown == false ? 1 : 0;
+                if (exit?.StatusKnown == false && unknown is null)
+                {
+                    unknown = child; // kept undisposed for the pid-reuse check
+                }
+                else if (exit?.StatusKnown == true && known is null)
+                {
+                    known = child;
+                }
+                else
+                {
+                    child.Dispose();
+                }
+            }
+            catch (Exception error)
+            {
+                thrown++;
+                Console.WriteLine($"spawn {i}: {error.GetType().Name}: {error.Message}");
+            }
+        }
+        Console.WriteLine($"{count} spawns of /bin/true as pid 1: {thrown} threw, {hung} hung, {failed} failed; " +
+            $"{reapedElsewhere} reaped by the runtime, of which {statusUnknown} before their pidfd could be opened (status unknown)");
+        bool spared = SignalsSpareTheNextOwnerOfThePid(known, "reaped after its pidfd was opened") &
+            SignalsSpareTheNextOwnerOfThePid(unknown, "reaped before its pidfd could be opened");
+        return thrown == 0 && hung == 0 && failed == 0 && spared ? 0 : Unexpected;
+    }
+
+    /// <summary>
+    /// Makes the kernel give the pid of <paramref name="ended"/> (a child that ended and was reaped by
+    /// the runtime) to a new process, then signals and disposes <paramref name="ended"/>: the new
+    /// process must be untouched. Nothing to check (true) without such a child.
+    /// </summary>
+    private static bool SignalsSpareTheNextOwnerOfThePid(Child? ended, string what)
+    {
+        if (ended is null)
+        {
+            Console.WriteLine($"no child {what}: nothing to check");
+            return true;
+        }
+        File.WriteAllText("/proc/sys/kernel/ns_last_pid", (ended.Pid - 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var sentinel = System.Diagnostics.Process.Start("sleep", "60")!;
+        if (sentinel.Id != ended.Pid)
+        {
+            Console.WriteLine($"the pid {ended.Pid} went to no new process (got {sentinel.Id}): cannot check");
+            sentinel.Kill();
+            return false;
+        }
+        ended.Signal(Native.SIGKILL);
+        ended.Signal(Native.SIGTERM);
+        ended.Dispose();
+        bool alive = Native.IsAlive(sentinel.Id);
+        Console.WriteLine($"child {what}: pid {ended.Pid} now names a new process, which after Signal and Dispose is {(alive ? "alive" : "GONE")}");
+        sentinel.Kill();
+        sentinel.WaitForExit();
+        return alive;
     }
 
     /// <summary>

@@ -74,18 +74,32 @@ public sealed partial class Child : IDisposable
     }
 
     /// <summary>
-    /// Takes ownership of <paramref name="pid"/>, a program just spawned. If its pidfd cannot be
-    /// opened the child is killed and reaped, and the errno thrown.
+    /// Takes ownership of <paramref name="pid"/>, a program just spawned, which may already have ended
+    /// and, where another reaps every child (pid 1), been reaped: then (ESRCH) it is a child that ended
+    /// with its status unknown, never an error. Any other failure kills and reaps it, and throws.
     /// </summary>
     internal static Child AdoptSpawned(int pid, TimeSpan grace)
     {
         int pidfd = Libc.pidfd_open(pid);
-        if (pidfd < 0)
+        if (pidfd >= 0)
         {
-            throw KillUnowned(pid, Marshal.GetLastPInvokeError());
+            return AdoptSpawnedPidfd(pid, pidfd, grace);
         }
-        return new Child(new SafeChildHandle(pid, pidfd), grace, watch: null, ChildDeadlockPolicy.Report, index: 0);
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno != Errno.ESRCH)
+        {
+            throw KillUnowned(pid, errno);
+        }
+        // No process has this pid: ours was reaped by someone else. No pidfd, so nothing can ever
+        // be sent to whatever process gets the pid next.
+        var child = new Child(new SafeChildHandle(pid, -1), grace, watch: null, ChildDeadlockPolicy.Report, index: 0);
+        child.Record(new ChildExit(pid, null, null) { ReapedElsewhere = true });
+        return child;
     }
+
+    /// <summary>Takes ownership of a spawned program through the pidfd <c>pidfd_spawnp</c> made for it.</summary>
+    internal static Child AdoptSpawnedPidfd(int pid, int pidfd, TimeSpan grace) =>
+        new(new SafeChildHandle(pid, pidfd), grace, watch: null, ChildDeadlockPolicy.Report, index: 0);
 
     /// <summary>
     /// For a child whose pidfd could not be opened: kills and reaps it by pid while it is still our
@@ -94,17 +108,24 @@ public sealed partial class Child : IDisposable
     private static unsafe ShmException KillUnowned(int pid, int errno)
     {
         Libc.SigInfo info;
-        if (Libc.waitid(Libc.P_PID, pid, &info, Libc.WEXITED | Libc.WNOHANG | Libc.WNOWAIT) == 0)
+        bool ours = Libc.waitid(Libc.P_PID, pid, &info, Libc.WEXITED | Libc.WNOHANG | Libc.WNOWAIT) == 0;
+        if (ours)
         {
             Libc.kill(pid, Libc.SIGKILL);
             while (Libc.waitid(Libc.P_PID, pid, &info, Libc.WEXITED) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
             {
             }
         }
-        return new ShmException("pidfd_open", errno, $"child {pid}, which was killed and reaped; Shm reaches children through pidfds (Linux 5.4+)");
+        string fate = ours ? "which was killed and reaped" : "which somebody else reaped already";
+        return new ShmException("pidfd_open", errno, $"child {pid}, {fate}; Shm reaches children through pidfds (Linux 5.4+)");
     }
 
-    /// <summary>The child's process id.</summary>
+    /// <summary>
+    /// The child's process id. It names the child only until the child is reaped; this object reaches
+    /// the child through a pidfd, never through the pid. 0 in the rare case where a program spawned
+    /// through <c>pidfd_spawnp</c> (glibc 2.39+) ended and was reaped by another process before its
+    /// pid could be read.
+    /// </summary>
     public int Pid => _handle.Pid;
 
     /// <summary>

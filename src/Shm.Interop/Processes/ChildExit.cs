@@ -30,6 +30,8 @@ public sealed record ChildExit(int Pid, int? ExitCode, int? Signal)
     /// True if somebody else reaped the child (this process runs as pid 1, whose runtime reaps every
     /// child, or a SIGCHLD handler reaps them). The status is then known only where the kernel keeps
     /// it for the pidfd (Linux 6.15+); otherwise <see cref="ExitCode"/> and <see cref="Signal"/> are both null.
+    /// They are null too for a spawned program that ended and was reaped before its pidfd could be
+    /// opened (without <c>pidfd_spawnp</c>, glibc before 2.39): a child that ran is never an error.
     /// </summary>
     public bool ReapedElsewhere { get; init; }
 
