@@ -57,14 +57,16 @@ public partial class SharedRegion
     /// </summary>
     /// <param name="name">The segment's name (an optional leading <c>/</c>).</param>
     /// <param name="access">Read/write, or read-only.</param>
-    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or names something in <c>/dev/shm</c> that is not a regular file (a FIFO, a directory...).</exception>
     /// <exception cref="InvalidOperationException">The segment exists but is empty: its creator has not sized it yet.</exception>
     /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if its mode forbids it.</exception>
     public static SharedRegion OpenNamed(string name, RegionAccess access = RegionAccess.ReadWrite)
     {
         string posixName = ValidateName(name);
         ProtectionFor(access);
-        SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, access == RegionAccess.ReadWrite ? Libc.O_RDWR : Libc.O_RDONLY, 0), "shm_open", name);
+        // O_NONBLOCK: a FIFO planted under the name must be refused, not waited on for a writer.
+        int flags = (access == RegionAccess.ReadWrite ? Libc.O_RDWR : Libc.O_RDONLY) | Libc.O_NONBLOCK;
+        SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, flags, 0), "shm_open", name);
         return Attach(fd, access, RegionKind.Named, name, $"segment '{name}'");
     }
 
