@@ -29,6 +29,7 @@ public static partial class Program
         "emfile" => PidfdUnavailable(),
         "attach-twice" => AttachTwice(),
         "leak-segment" => LeakSegment(args[1]),
+        "segment-until-signal" => SegmentUntilSignal(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture)),
         "channel-writer" => ChannelWriter(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         _ => Unexpected,
     };
@@ -331,6 +332,53 @@ public static partial class Program
         Native.Kill(Native.GetPid(), Native.SIGKILL);
         GC.KeepAlive(region);
         return Unexpected;
+    }
+
+    private static SharedRegion? s_kept;
+
+    /// <summary>Offsets of the ints in inherited region 0 that <see cref="SegmentUntilSignal"/> and its test share.</summary>
+    private const int Ready = 0, HandlerRan = 4, Finish = 8, NameSeen = 12;
+
+    /// <summary>
+    /// Sets up as <paramref name="mode"/> says, raises the ready flag in inherited region 0, then waits
+    /// until a signal ends it or the test raises the finish flag: then it records whether the name is
+    /// still in /dev/shm and exits 42. Modes: "none" (no segment: how the process ends without the
+    /// library), "segment" (creates <paramref name="name"/>), "handler+segment" (first registers a
+    /// handler of its own for <paramref name="signal"/>, which raises a flag and does not cancel),
+    /// "cancel-then-segment" and "segment-then-cancel" (a handler that raises the flag and cancels the
+    /// signal, registered before or after the segment is created), "exit" (creates the segment and
+    /// returns 0 at once).
+    /// </summary>
+    private static int SegmentUntilSignal(string mode, string name, int signal)
+    {
+        using SharedRegion shared = SharedRegion.OpenInherited();
+        PosixSignalRegistration? handler = null;
+        void Register(bool cancel) => handler = PosixSignalRegistration.Create((PosixSignal)signal, context =>
+        {
+            shared.Write(HandlerRan, 1);
+            context.Cancel = cancel;
+        });
+        if (mode is "cancel-then-segment" or "handler+segment")
+        {
+            Register(cancel: mode == "cancel-then-segment");
+        }
+        s_kept = mode == "none" ? null : SharedRegion.CreateNamed(name, 4096); // never disposed, never collected
+        if (mode == "exit")
+        {
+            return 0;
+        }
+        if (mode == "segment-then-cancel")
+        {
+            Register(cancel: true);
+        }
+        shared.Write(Ready, 1);
+        while (shared.Read<int>(Finish) == 0)
+        {
+            Thread.Sleep(5);
+        }
+        shared.Write(NameSeen, File.Exists("/dev/shm/" + name) ? 1 : 2);
+        handler?.Dispose();
+        return 42;
     }
 
     /// <summary>Opens the channel in inherited region 0 and writes messages 0..N-1 of writer 0 (as ChannelTests.MessageOf makes them).</summary>
