@@ -55,8 +55,14 @@ internal static class NamedSegmentCleanup
         }
     }
 
+    // A forked child neither adds nor removes: nothing would unlink its own names (no handlers, no
+    // ProcessExit), and another parent thread may have held the lock at the instant of the fork.
     public static void Add(CreatedName name)
     {
+        if (Forker.InForkedChild)
+        {
+            return;
+        }
         lock (Gate)
         {
             Names.Add(name);
@@ -65,6 +71,10 @@ internal static class NamedSegmentCleanup
 
     public static void Remove(CreatedName name)
     {
+        if (Forker.InForkedChild)
+        {
+            return;
+        }
         lock (Gate)
         {
             Names.Remove(name);
