@@ -194,6 +194,17 @@ public static partial class Program
             return Unexpected;
         }
         System.Diagnostics.Process.Start("/bin/true")!.WaitForExit(); // from here the runtime reaps every child
+        // Threads that keep the CPUs busy: the spawning thread is then often preempted between the
+        // spawn and pidfd_open, while the program runs and the runtime reaps it.
+        using var stop = new CancellationTokenSource();
+        Thread[] spinners = [.. Enumerable.Range(0, Environment.ProcessorCount).Select(_ => new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Thread.SpinWait(1000);
+            }
+        }) { IsBackground = true })];
+        Array.ForEach(spinners, spinner => spinner.Start());
         int thrown = 0, hung = 0, failed = 0, reapedElsewhere = 0, statusUnknown = 0;
         Child? unknown = null, known = null;
         for (int i = 0; i < count; i++)
@@ -225,7 +236,9 @@ public static partial class Program
                 Console.WriteLine($"spawn {i}: {error.GetType().Name}: {error.Message}");
             }
         }
-        Console.WriteLine($"{count} spawns of /bin/true as pid 1: {thrown} threw, {hung} hung, {failed} failed; " +
+        stop.Cancel();
+        Array.ForEach(spinners, spinner => spinner.Join());
+        Console.WriteLine($"{count} spawns of /bin/true as pid 1, beside {spinners.Length} spinning threads: {thrown} threw, {hung} hung, {failed} failed; " +
             $"{reapedElsewhere} reaped by the runtime, of which {statusUnknown} before their pidfd could be opened (status unknown)");
         bool spared = SignalsSpareTheNextOwnerOfThePid(known, "reaped after its pidfd was opened") &
             SignalsSpareTheNextOwnerOfThePid(unknown, "reaped before its pidfd could be opened");
@@ -244,9 +257,21 @@ public static partial class Program
             Console.WriteLine($"no child {what}: nothing to check");
             return true;
         }
-        File.WriteAllText("/proc/sys/kernel/ns_last_pid", (ended.Pid - 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
-        using var sentinel = System.Diagnostics.Process.Start("sleep", "60")!;
-        if (sentinel.Id != ended.Pid)
+        // A thread the runtime starts in between may take the pid first: try a few times.
+        System.Diagnostics.Process? sentinel = null;
+        for (int attempt = 0; attempt < 10 && sentinel?.Id != ended.Pid; attempt++)
+        {
+            if (sentinel is not null)
+            {
+                sentinel.Kill();
+                sentinel.WaitForExit();
+                sentinel.Dispose();
+            }
+            File.WriteAllText("/proc/sys/kernel/ns_last_pid", (ended.Pid - 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            sentinel = System.Diagnostics.Process.Start("sleep", "60")!;
+        }
+        using var _ = sentinel;
+        if (sentinel!.Id != ended.Pid)
         {
             Console.WriteLine($"the pid {ended.Pid} went to no new process (got {sentinel.Id}): cannot check");
             sentinel.Kill();
