@@ -13,7 +13,10 @@ open Shm.Interop
 [<CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
 module Child =
 
-    /// Waits for each child the user has not disposed; a deadlocked one fails the block, naming it.
+    /// Waits for each child the user has not disposed. A child found unable to wake without a signal
+    /// fails the block, naming it: killed and reported (ChildDeadlockedException) under
+    /// ChildDeadlockPolicy.Kill; under Report (the default) the untimed wait throws
+    /// ChildDeadlockSuspectedException, and the nursery then terminates every child as on failure.
     let private join (kids: Shm.Interop.Child seq) =
         kids
         |> Seq.iteri (fun index kid ->
@@ -56,19 +59,30 @@ module Child =
         owner
 
     /// <summary>
+    /// Forks <paramref name="count"/> children with <paramref name="options"/> (e.g. a
+    /// <c>DeadlockPolicy</c>); child i runs <c>body i</c> and exits with its value.
+    /// </summary>
+    let childrenWith (options: ForkOptions) (count: int) (body: int -> int) : Shm<Children> =
+        (fun scope ->
+            let group = Children.Fork(count, Func<int, int> body, options)
+            nursery scope group group group.Dispose)
+
+    /// <summary>
     /// Forks <paramref name="count"/> children; child i runs <c>body i</c> and exits with its value.
     /// See <see cref="T:Shm.Interop.Child"/> for what a forked child may do.
     /// </summary>
     let children (count: int) (body: int -> int) : Shm<Children> =
+        (fun scope -> childrenWith ForkOptions.Default count body scope)
+
+    /// <summary>Forks one child with <paramref name="options"/> that runs <paramref name="body"/> and exits with its value.</summary>
+    let forkWith (options: ForkOptions) (body: unit -> int) : Shm<Shm.Interop.Child> =
         (fun scope ->
-            let group = Children.Fork(count, Func<int, int> body)
-            nursery scope group group group.Dispose)
+            let one = Shm.Interop.Child.Fork(Func<int> body, options)
+            nursery scope one [ one ] one.Dispose)
 
     /// <summary>Forks one child that runs <paramref name="body"/> and exits with its value.</summary>
     let fork (body: unit -> int) : Shm<Shm.Interop.Child> =
-        (fun scope ->
-            let one = Shm.Interop.Child.Fork(Func<int> body)
-            nursery scope one [ one ] one.Dispose)
+        (fun scope -> forkWith ForkOptions.Default body scope)
 
     /// <summary>Spawns <paramref name="fileName"/> with <paramref name="arguments"/>, handing it <paramref name="regions"/> (see <c>Child.Spawn</c>); waited for or killed like a forked child.</summary>
     let spawn

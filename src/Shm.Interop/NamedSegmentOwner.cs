@@ -1,18 +1,23 @@
 using System.Runtime.ConstrainedExecution;
+using System.Threading;
 
 namespace Shm.Interop;
 
 /// <summary>
 /// The creator's claim on a named segment's name: released (the name unlinked) by the creator's
 /// Dispose or, if the creator was forgotten, by its finalizer, so a lost creator does not leave the
-/// name in /dev/shm for ever. Only the process that created the segment releases it (a forked child
-/// that disposes its copy of the creator leaves the parent's name alone), and only if the name still
-/// refers to this segment: after a foreign unlink, someone else may have created another under it.
+/// name in /dev/shm for ever; and, while it lives, listed in <see cref="NamedSegmentCleanup"/>, which
+/// unlinks it if the process ends by a signal or exits first.
 /// </summary>
-internal sealed class NamedSegmentOwner(string posixName, (ulong Device, ulong Inode) id) : CriticalFinalizerObject
+internal sealed class NamedSegmentOwner : CriticalFinalizerObject
 {
-    private readonly int _creator = Libc.getpid();
-    private int _released;
+    private readonly CreatedName _name;
+
+    public NamedSegmentOwner(string posixName, (ulong Device, ulong Inode) id)
+    {
+        _name = new CreatedName(posixName, id);
+        NamedSegmentCleanup.Add(_name);
+    }
 
     ~NamedSegmentOwner() => Unlink();
 
@@ -24,7 +29,25 @@ internal sealed class NamedSegmentOwner(string posixName, (ulong Device, ulong I
 
     private void Unlink()
     {
-        if (System.Threading.Interlocked.Exchange(ref _released, 1) == 0 &&
+        NamedSegmentCleanup.Remove(_name);
+        _name.Unlink();
+    }
+}
+
+/// <summary>
+/// A name this process created, as the cleanup list holds it (not the owner, which must stay
+/// collectable). Unlinked at most once, only by the process that created it (a forked child that
+/// disposes its copy leaves the parent's name alone), and only if the name still refers to this
+/// segment: after a foreign unlink, someone else may have created another under it.
+/// </summary>
+internal sealed class CreatedName(string posixName, (ulong Device, ulong Inode) id)
+{
+    private readonly int _creator = Libc.getpid();
+    private int _unlinked;
+
+    public void Unlink()
+    {
+        if (Interlocked.Exchange(ref _unlinked, 1) == 0 &&
             Libc.getpid() == _creator &&
             Libc.PathStatus(Libc.ShmDirectory + posixName[1..])?.Id == id)
         {

@@ -118,7 +118,14 @@ public partial class SharedRegion
     {
         try
         {
-            long length = Libc.FileStatus(fd).Size;
+            Libc.FileId file = Libc.FileStatus(fd);
+            if (kind == RegionKind.Named && !file.IsRegularFile)
+            {
+                throw new ArgumentException(
+                    $"'{name}' in /dev/shm is {file.TypeName}, not a shared memory segment (a regular file); someone else may have put it there.",
+                    nameof(name));
+            }
+            long length = file.Size;
             if (length <= 0)
             {
                 throw new InvalidOperationException(kind == RegionKind.Named

@@ -16,9 +16,11 @@ public partial class SharedRegion
     /// reserves its pages, sizes it and maps it read/write. The region owns the name: its
     /// <see cref="Dispose"/> unlinks it (unless someone else already did), so the segment ends when
     /// the last process unmaps it; a creator region that is never disposed unlinks the name when it
-    /// is collected. Reserving the pages now means a segment larger than <c>/dev/shm</c> can hold
-    /// fails here with ENOSPC, not later with SIGBUS on first touch. On any failure the half-made
-    /// segment is unlinked and closed.
+    /// is collected, or when this process exits or is ended by SIGINT, SIGTERM, SIGHUP or SIGQUIT
+    /// (handlers installed on the first call, which never cancel the signal; SIGKILL cannot be
+    /// caught: <c>shm rm --orphans</c> cleans up after it). Reserving the pages now means a segment
+    /// larger than <c>/dev/shm</c> can hold fails here with ENOSPC, not later with SIGBUS on first
+    /// touch. On any failure the half-made segment is unlinked and closed.
     /// </summary>
     /// <param name="name">An optional leading <c>/</c>, then 1 to 255 bytes with no <c>/</c> and no NUL.</param>
     /// <param name="length">Bytes, at least 1.</param>
@@ -30,21 +32,27 @@ public partial class SharedRegion
     {
         string posixName = ValidateName(name);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        NamedSegmentCleanup.EnsureWatching();
 
         SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode), "shm_open", name);
+        NamedSegmentOwner? owner = null;
         try
         {
+            owner = new NamedSegmentOwner(posixName, Libc.FileStatus(fd).Id); // watched from here on
             Libc.CheckIo(Libc.fchmod(fd, (uint)mode), "fchmod", name);
             Reserve(fd, length, name);
             Libc.CheckIo(Libc.ftruncate(fd, length), "ftruncate", name);
-            var owner = new NamedSegmentOwner(posixName, Libc.FileStatus(fd).Id);
             var region = new SharedRegion(MapDescriptor(fd, length, Protection.ReadWrite, name), length, Protection.ReadWrite, RegionKind.Named, fd, name);
             region._name = owner;
             return region;
         }
         catch
         {
-            Libc.shm_unlink(posixName);
+            if (owner is null)
+            {
+                Libc.shm_unlink(posixName); // statx failed on the segment we just made exclusively
+            }
+            owner?.Release();
             fd.Dispose();
             throw;
         }
@@ -57,14 +65,16 @@ public partial class SharedRegion
     /// </summary>
     /// <param name="name">The segment's name (an optional leading <c>/</c>).</param>
     /// <param name="access">Read/write, or read-only.</param>
-    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or names something in <c>/dev/shm</c> that is not a regular file (a FIFO, a directory...).</exception>
     /// <exception cref="InvalidOperationException">The segment exists but is empty: its creator has not sized it yet.</exception>
     /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if its mode forbids it.</exception>
     public static SharedRegion OpenNamed(string name, RegionAccess access = RegionAccess.ReadWrite)
     {
         string posixName = ValidateName(name);
         ProtectionFor(access);
-        SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, access == RegionAccess.ReadWrite ? Libc.O_RDWR : Libc.O_RDONLY, 0), "shm_open", name);
+        // O_NONBLOCK: a FIFO planted under the name must be refused, not waited on for a writer.
+        int flags = (access == RegionAccess.ReadWrite ? Libc.O_RDWR : Libc.O_RDONLY) | Libc.O_NONBLOCK;
+        SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, flags, 0), "shm_open", name);
         return Attach(fd, access, RegionKind.Named, name, $"segment '{name}'");
     }
 

@@ -89,12 +89,13 @@ let tests =
                 "a block whose child deadlocked fails with an exception that names the child, and nothing outlives it" {
                 use held = new HeldLock()
                 let mutable pids = []
+                let kill = ForkOptions(DeadlockPolicy = ChildDeadlockPolicy.Kill)
 
                 let caught =
                     catching (fun () ->
                         shm {
                             let! kids =
-                                Child.children 3 (fun i ->
+                                Child.childrenWith kill 3 (fun i ->
                                     (if i = 1 then
                                          held.Take())
 
@@ -113,6 +114,40 @@ let tests =
 
                 for pid in pids do
                     Expect.isFalse (Native.Exists pid) $"child {pid} is gone, not even a zombie"
+            }
+
+            test
+                "under the default policy a block whose child cannot wake fails with the suspicion, naming it, and nothing outlives it" {
+                use held = new HeldLock()
+                let mutable pids = []
+                let clock = Diagnostics.Stopwatch.StartNew()
+
+                let caught =
+                    catching (fun () ->
+                        shm {
+                            let! kids =
+                                Child.children 3 (fun i ->
+                                    (if i = 1 then
+                                         held.Take())
+
+                                    i)
+
+                            pids <- List.ofSeq kids.Pids
+                        }
+                        |> Shm.run)
+
+                match caught with
+                | Some(:? ChildDeadlockSuspectedException as suspected) ->
+                    Expect.equal suspected.Index 1 "names the child by index"
+                    Expect.equal suspected.Pid pids[1] "and by pid"
+                    Expect.stringContains suspected.Message "left running" "says the wait did not kill it"
+                | other -> failtestf "expected ChildDeadlockSuspectedException, got %A" other
+
+                for pid in pids do
+                    Expect.isFalse (Native.Exists pid) $"child {pid} is gone, not even a zombie"
+
+                // Terminating a child found stuck sends SIGKILL at once: no 2 s grace period waited out.
+                Expect.isLessThan clock.Elapsed (TimeSpan.FromSeconds 1.9) "killed at once"
             }
 
             test

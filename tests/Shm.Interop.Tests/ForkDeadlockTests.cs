@@ -9,8 +9,11 @@ using Xunit;
 namespace Shm.Interop.Tests;
 
 /// <summary>
-/// A forked child whose only thread waits for ever on a private futex can never continue. Every wait
-/// must see it, kill and reap it, and say so; and must not mistake a child that merely waits.
+/// A forked child whose only thread waits for ever on a private futex, with no handler of its own for
+/// a signal, can never continue unless signalled. Every wait must see it: under
+/// <see cref="ChildDeadlockPolicy.Kill"/> kill and reap it, and say so; under
+/// <see cref="ChildDeadlockPolicy.Report"/> (the default) leave it running and refuse to wait for ever;
+/// and never mistake a child that merely waits.
 /// </summary>
 public class ForkDeadlockTests
 {
@@ -19,17 +22,23 @@ public class ForkDeadlockTests
 
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
+    private static readonly ForkOptions Kill = new() { DeadlockPolicy = ChildDeadlockPolicy.Kill };
+
     private static readonly ForkOptions LongGrace = new() { TerminateGracePeriod = TimeSpan.FromSeconds(30) };
+
+    private static readonly ForkOptions LongGraceKill = new() { TerminateGracePeriod = TimeSpan.FromSeconds(30), DeadlockPolicy = ChildDeadlockPolicy.Kill };
 
     [Fact]
     public void Wait_kills_reaps_and_reports_a_child_deadlocked_on_a_lock_another_thread_held_at_the_fork()
     {
         using var held = new HeldLock();
-        using Child child = Child.Fork(() =>
-        {
-            held.Take();
-            return 0;
-        });
+        using Child child = Child.Fork(
+            () =>
+            {
+                held.Take();
+                return 0;
+            },
+            Kill);
         var clock = Stopwatch.StartNew();
 
         ChildExit exit = Bounded(child.Wait);
@@ -45,7 +54,7 @@ public class ForkDeadlockTests
     [Fact]
     public void Wait_with_a_timeout_reports_the_deadlock_long_before_the_timeout()
     {
-        using Child child = ForkPrivateFutexWaiter();
+        using Child child = ForkPrivateFutexWaiter(Kill);
         var clock = Stopwatch.StartNew();
 
         ChildExit? exit = child.Wait(Bound);
@@ -58,7 +67,7 @@ public class ForkDeadlockTests
     [Fact]
     public async Task WaitAsync_reports_the_deadlock()
     {
-        using Child child = ForkPrivateFutexWaiter();
+        using Child child = ForkPrivateFutexWaiter(Kill);
         var clock = Stopwatch.StartNew();
 
         ChildExit exit = await child.WaitAsync().WaitAsync(Bound);
@@ -74,14 +83,17 @@ public class ForkDeadlockTests
         foreach (bool asynchronous in new[] { false, true })
         {
             using var held = new HeldLock();
-            using Children children = Children.Fork(3, i =>
-            {
-                if (i == 1)
+            using Children children = Children.Fork(
+                3,
+                i =>
                 {
-                    held.Take();
-                }
-                return i + 10;
-            });
+                    if (i == 1)
+                    {
+                        held.Take();
+                    }
+                    return i + 10;
+                },
+                Kill);
 
             var exits = asynchronous
                 ? await children.WaitAllAsync().WaitAsync(Bound)
@@ -105,7 +117,7 @@ public class ForkDeadlockTests
                 held.Take();
                 return 0;
             },
-            LongGrace);
+            LongGraceKill);
         var clock = Stopwatch.StartNew();
 
         Bounded(() =>
@@ -117,6 +129,127 @@ public class ForkDeadlockTests
         Assert.True(clock.Elapsed < Detected, $"took {clock.Elapsed} of a 30 s grace period");
         Assert.True(child.Exit!.Deadlocked);
         Assert.False(Native.Exists(child.Pid));
+    }
+
+    [Fact]
+    public void Under_Report_Dispose_still_kills_at_once_a_stuck_child_that_ignores_SIGTERM()
+    {
+        using var held = new HeldLock();
+        Native.Signal(-1, 0); // binds signal() in the parent
+        var child = Child.Fork(
+            () =>
+            {
+                Native.Signal(Native.SIGTERM, Native.SIG_IGN);
+                held.Take();
+                return 0;
+            },
+            LongGrace);
+        var clock = Stopwatch.StartNew();
+
+        Bounded(() =>
+        {
+            child.Dispose();
+            return child.Exit;
+        });
+
+        Assert.True(clock.Elapsed < Detected, $"took {clock.Elapsed} of a 30 s grace period");
+        Assert.Equal(Native.SIGKILL, child.Exit!.Signal);
+        Assert.False(child.Exit.Deadlocked, "killed because it was disposed, not found deadlocked");
+        Assert.False(Native.Exists(child.Pid));
+    }
+
+    [Fact]
+    public void Under_Report_an_untimed_Wait_throws_the_suspicion_within_seconds_and_leaves_the_child_running()
+    {
+        using var held = new HeldLock();
+        using Child child = Child.Fork(() =>
+        {
+            held.Take();
+            return 0;
+        });
+        var clock = Stopwatch.StartNew();
+
+        Task<ChildExit> waiting = Task.Run(child.Wait);
+        var suspected = Assert.Throws<AggregateException>(() => waiting.Wait(Bound)).InnerException as ChildDeadlockSuspectedException;
+
+        Assert.True(clock.Elapsed < Detected, $"took {clock.Elapsed}");
+        Assert.NotNull(suspected);
+        Assert.Equal((child.Pid, 0, 1), (suspected.Pid, suspected.Index, suspected.Threads));
+        Assert.NotEqual(0UL, suspected.FutexAddress);
+        Assert.NotEqual(0, suspected.FutexOperation & 128); // FUTEX_PRIVATE_FLAG
+        Assert.True(suspected.SuspectedFor >= TimeSpan.FromMilliseconds(250), suspected.SuspectedFor.ToString());
+        Assert.Contains($"pid {child.Pid}", suspected.Message, StringComparison.Ordinal);
+        Assert.Contains("left running", suspected.Message, StringComparison.Ordinal);
+        Assert.True(Native.IsAlive(child.Pid), Native.Describe(child.Pid));
+        Assert.Null(child.Exit);
+        Assert.True(child.IsDeadlockSuspected);
+    }
+
+    [Fact]
+    public void Under_Report_a_timed_Wait_returns_null_at_its_bound_and_the_child_lives_on()
+    {
+        using var held = new HeldLock();
+        using Child child = Child.Fork(() =>
+        {
+            held.Take();
+            return 0;
+        });
+        var clock = Stopwatch.StartNew();
+
+        ChildExit? exit = child.Wait(TimeSpan.FromSeconds(1.5));
+
+        Assert.Null(exit);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.5), $"returned after {clock.Elapsed}");
+        Assert.True(Native.IsAlive(child.Pid), Native.Describe(child.Pid));
+        Assert.True(child.IsDeadlockSuspected, "the wait saw it; the property reports it");
+    }
+
+    [Fact]
+    public async Task Under_Report_WaitAsync_without_a_token_faults_and_with_one_waits_until_cancelled()
+    {
+        using var held = new HeldLock();
+        using Child child = Child.Fork(() =>
+        {
+            held.Take();
+            return 0;
+        });
+        using var cancel = new CancellationTokenSource();
+        Task<ChildExit> bounded = child.WaitAsync(cancel.Token);
+
+        var suspected = await Assert.ThrowsAsync<ChildDeadlockSuspectedException>(() => child.WaitAsync().WaitAsync(Bound));
+
+        Assert.Equal(child.Pid, suspected.Pid);
+        Assert.False(bounded.IsCompleted, "a wait the caller can cancel keeps waiting");
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => bounded.WaitAsync(Bound));
+        Assert.True(Native.IsAlive(child.Pid), Native.Describe(child.Pid));
+    }
+
+    [Fact]
+    public async Task Under_Report_WaitAll_and_WaitAllAsync_reap_the_others_then_throw_for_the_stuck_one()
+    {
+        foreach (bool asynchronous in new[] { false, true })
+        {
+            using var held = new HeldLock();
+            using Children children = Children.Fork(3, i =>
+            {
+                if (i == 1)
+                {
+                    held.Take();
+                }
+                return i + 10;
+            });
+
+            ChildDeadlockSuspectedException suspected = asynchronous
+                ? await Assert.ThrowsAsync<ChildDeadlockSuspectedException>(() => children.WaitAllAsync().WaitAsync(Bound))
+                : Assert.IsType<ChildDeadlockSuspectedException>(Assert.Throws<AggregateException>(() => Task.Run(children.WaitAll).Wait(Bound)).InnerException);
+
+            Assert.Equal((1, children[1].Pid), (suspected.Index, suspected.Pid));
+            var exits = children.WaitAll(TimeSpan.Zero);
+            Assert.Equal([10, 12], new[] { exits[0]!.ExitCode!.Value, exits[2]!.ExitCode!.Value });
+            Assert.Null(exits[1]);
+            Assert.True(Native.IsAlive(children[1].Pid), Native.Describe(children[1].Pid));
+        }
     }
 
     [Fact]
@@ -198,6 +331,45 @@ public class ForkDeadlockTests
     }
 
     [Fact]
+    public void Even_under_Kill_a_child_in_sem_wait_whose_own_SIGUSR1_handler_can_post_is_left_alone()
+    {
+        WakeLibrary wake = WakeLibrary.Instance;
+        using var ready = SharedRegion.CreateAnonymous(4096);
+        using Child child = Child.Fork(
+            () =>
+            {
+                if (wake.InstallPost() != 0)
+                {
+                    return 2;
+                }
+                ready.Write(0, 1);
+                return wake.WaitPosted();
+            },
+            Kill);
+        Assert.True(SpinWait.SpinUntil(() => ready.Read<int>(0) == 1, Bound));
+
+        Assert.Null(child.Wait(TimeSpan.FromSeconds(1.5)));
+        Assert.False(child.IsDeadlockSuspected);
+        child.Signal(10); // SIGUSR1: the handler posts, sem_wait returns
+        ChildExit exit = child.WaitOrFail();
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.False(exit.Deadlocked);
+    }
+
+    [Fact]
+    public void A_handler_for_a_signal_the_child_blocks_wakes_nothing_so_the_child_is_suspected()
+    {
+        WakeLibrary wake = WakeLibrary.Instance;
+        using Child child = Child.Fork(() => wake.InstallPost() != 0 || wake.BlockUsr1() != 0 ? 2 : wake.WaitPosted());
+
+        Task<ChildExit> waiting = Task.Run(child.Wait);
+
+        Assert.IsType<ChildDeadlockSuspectedException>(Assert.Throws<AggregateException>(() => waiting.Wait(Bound)).InnerException);
+        Assert.True(Native.IsAlive(child.Pid), Native.Describe(child.Pid));
+    }
+
+    [Fact]
     public void The_runtime_lock_probe_compiles_in_the_child_before_the_body_and_ProbeRuntimeLocks_false_skips_it()
     {
         // Each body stores how many methods its thread (the child's copy of the fork thread) has compiled.
@@ -229,10 +401,12 @@ public class ForkDeadlockTests
         return waiting.Wait(Bound) ? waiting.Result : throw new TimeoutException($"the wait did not return within {Bound.TotalSeconds} s");
     }
 
-    private static unsafe Child ForkPrivateFutexWaiter() => Child.Fork(() =>
-    {
-        int word = 0;
-        Futex.WaitPrivateForever(&word, 0);
-        return 0;
-    });
+    private static unsafe Child ForkPrivateFutexWaiter(ForkOptions options) => Child.Fork(
+        () =>
+        {
+            int word = 0;
+            Futex.WaitPrivateForever(&word, 0);
+            return 0;
+        },
+        options);
 }

@@ -1,12 +1,14 @@
 using System;
 using System.IO;
 using System.Text;
+using System.Threading.Tasks;
 using Shm.TestSupport;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Shm.Interop.Tests;
 
-public sealed class NamedRegionTests : IDisposable
+public sealed class NamedRegionTests(ITestOutputHelper output) : IDisposable
 {
     private readonly DevShm _shm = new();
 
@@ -123,6 +125,43 @@ public sealed class NamedRegionTests : IDisposable
     }
 
     [Theory]
+    [InlineData(RegionAccess.ReadOnly, false)]
+    [InlineData(RegionAccess.ReadWrite, false)]
+    [InlineData(RegionAccess.ReadOnly, true)]
+    [InlineData(RegionAccess.ReadWrite, true)]
+    public void OpenNamed_refuses_a_FIFO_planted_under_the_name_at_once_instead_of_waiting_for_a_writer(RegionAccess access, bool otherOwner)
+    {
+        if (otherOwner && Environment.UserName != "root")
+        {
+            output.WriteLine("skipped: only root can give the FIFO to another uid");
+            return;
+        }
+        string name = _shm.UniqueName();
+        string path = DevShm.PathOf(name);
+        Run("mkfifo", "-m", "0666", path);
+        if (otherOwner)
+        {
+            Run("chown", "65534:65534", path); // nobody's, as if planted by another user
+        }
+        try
+        {
+            Task<SharedRegion> opening = Task.Run(() => SharedRegion.OpenNamed(name, access));
+            bool ended = ((IAsyncResult)opening).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(10));
+
+            Assert.True(ended, "OpenNamed blocked on the FIFO for 10 s");
+            var refused = Assert.IsType<ArgumentException>(opening.Exception?.InnerException, exactMatch: true);
+            Assert.Equal("name", refused.ParamName);
+            Assert.Contains(name, refused.Message, StringComparison.Ordinal);
+            Assert.Contains("a FIFO", refused.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Native.ReleaseFifoReaders(path); // a blocked open gets its writer and returns
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("/")]
     [InlineData("a/b")]
@@ -235,6 +274,12 @@ public sealed class NamedRegionTests : IDisposable
 
         Assert.Throws<ObjectDisposedException>(() => region.Descriptor);
         Assert.Throws<ObjectDisposedException>(() => region.AsSpan());
+    }
+
+    private static void Run(string program, params string[] arguments)
+    {
+        using Child child = Child.Spawn(program, arguments);
+        Assert.True(child.WaitOrFail().Succeeded, $"{program} {string.Join(' ', arguments)} failed");
     }
 
     [Fact]

@@ -1,11 +1,20 @@
 using System;
 using Shm.TestSupport;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Shm.Interop.Tests;
 
-public class SpawnTests
+public class SpawnTests(ITestOutputHelper output)
 {
+    [Fact]
+    public void As_pid_1_a_thousand_spawns_of_a_program_that_ends_at_once_never_throw_and_never_signal_a_reused_pid()
+    {
+        ChildExit exit = Worker.RunAsPidOne(output.WriteLine, "pid1-spawn", "1000");
+
+        Assert.Equal(0, exit.ExitCode);
+    }
+
     [Fact]
     public void A_spawned_dotnet_child_attaches_an_inherited_memfd_and_runs_arbitrary_code()
     {

@@ -12,13 +12,17 @@ internal static class Worker
         Child.Spawn("dotnet", [Dll, .. arguments], inherit);
 
     /// <summary>Runs the worker as pid 1 of a new pid namespace (as a container's entry point), and returns how it ended.</summary>
-    public static ChildExit RunAsPidOne(params string[] arguments)
+    public static ChildExit RunAsPidOne(params string[] arguments) => RunAsPidOne(null, arguments);
+
+    /// <summary>The same, handing what the worker printed to <paramref name="output"/>.</summary>
+    public static ChildExit RunAsPidOne(Action<string>? output, params string[] arguments)
     {
         string log = Path.GetTempFileName();
         try
         {
             using Child worker = Child.Spawn("/bin/sh", ["-c", $"unshare -fp --mount-proc dotnet '{Dll}' {string.Join(' ', arguments)} > '{log}' 2>&1"]);
             ChildExit exit = worker.WaitOrFail();
+            output?.Invoke(File.ReadAllText(log));
             return exit.Succeeded ? exit : throw new Xunit.Sdk.XunitException($"the worker {exit}: {File.ReadAllText(log)}");
         }
         finally

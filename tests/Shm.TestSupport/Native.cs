@@ -44,6 +44,23 @@ public static partial class Native
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
 
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Open(string path, int flags);
+
+    /// <summary>
+    /// Opens the FIFO at <paramref name="path"/> for writing, without blocking, and closes it: a
+    /// reader blocked in open(2) on it gets its writer and returns. Nothing happens without a reader.
+    /// </summary>
+    public static void ReleaseFifoReaders(string path)
+    {
+        const int O_WRONLY = 1, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
+        int fd = Open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0)
+        {
+            Close(fd);
+        }
+    }
+
     /// <summary>
     /// Waits up to <paramref name="timeout"/> for process <paramref name="pid"/> (anyone's, not only
     /// a child) to end, through a pidfd: true if it is gone.

@@ -25,9 +25,11 @@ public static partial class Program
         "orphan" => Orphan(),
         "open-denied" => OpenDenied(args[1]),
         "pid1" => ReapedByPidOne(),
+        "pid1-spawn" => SpawnShortLivedAsPidOne(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "emfile" => PidfdUnavailable(),
         "attach-twice" => AttachTwice(),
         "leak-segment" => LeakSegment(args[1]),
+        "segment-until-signal" => SegmentUntilSignal(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture)),
         "channel-writer" => ChannelWriter(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "hold" => Hold(args[1..], nonDumpable: false),
         "hold-nondumpable" => Hold(args[1..], nonDumpable: true),
@@ -149,7 +151,11 @@ public static partial class Program
         System.Diagnostics.Process.Start("/bin/true")!.WaitForExit();
 
         using Child forked = Child.Fork(() => 3);
-        using Child spawned = Child.Spawn("/bin/sh", ["-c", "exit 4"]);
+        // The shell ends only once we hold it: one reaped before its pidfd could be opened would
+        // come back with its status unknown (the pid1-spawn scenario covers that case).
+        string go = Path.Combine(Path.GetTempPath(), $"shm-pid1-{Guid.NewGuid():N}");
+        using Child spawned = Child.Spawn("/bin/sh", ["-c", $"while [ ! -e {go} ]; do sleep 0.01; done; exit 4"]);
+        File.WriteAllText(go, "");
         // Gone from /proc altogether: the runtime reaped them before any wait of ours.
         bool forkedGone = SpinWait.SpinUntil(() => !Native.Exists(forked.Pid), TimeSpan.FromSeconds(30));
         bool spawnedGone = SpinWait.SpinUntil(() => !Native.Exists(spawned.Pid), TimeSpan.FromSeconds(30));
@@ -169,9 +175,118 @@ public static partial class Program
         bool allGone = pids.All(pid => Native.WaitGone(pid, TimeSpan.FromSeconds(30)));
         Console.WriteLine($"group terminated: {string.Join(", ", group.Select(child => child.Exit?.ToString() ?? "not ended"))}; all gone: {allGone}");
 
+        File.Delete(go);
         forked.Signal(Native.SIGKILL); // ended and reaped elsewhere: goes nowhere, throws nothing
         return forkedGone && spawnedGone && a is { ExitCode: 3, ReapedElsewhere: true } && b is { ExitCode: 4, ReapedElsewhere: true } &&
             allGone && group.All(child => child.Exit is not null) ? 0 : Unexpected;
+    }
+
+    /// <summary>
+    /// Run as pid 1, whose runtime reaps every child the moment it exits: spawns /bin/true
+    /// <paramref name="count"/> times. No spawn may throw (a program that ran is never an error);
+    /// one reaped before its pidfd could be opened comes back ended, status unknown. Then, for such a
+    /// child and for one reaped after, gives its pid to a new process (ns_last_pid) and checks that
+    /// signalling and disposing the old child leaves the new process alone.
+    /// </summary>
+    private static int SpawnShortLivedAsPidOne(int count)
+    {
+        if (Environment.ProcessId != 1)
+        {
+            Console.WriteLine($"not pid 1 but {Environment.ProcessId}");
+            return Unexpected;
+        }
+        System.Diagnostics.Process.Start("/bin/true")!.WaitForExit(); // from here the runtime reaps every child
+        // Threads that keep the CPUs busy: the spawning thread is then often preempted between the
+        // spawn and pidfd_open, while the program runs and the runtime reaps it.
+        using var stop = new CancellationTokenSource();
+        Thread[] spinners = [.. Enumerable.Range(0, Environment.ProcessorCount).Select(_ => new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Thread.SpinWait(1000);
+            }
+        }) { IsBackground = true })];
+        Array.ForEach(spinners, spinner => spinner.Start());
+        int thrown = 0, hung = 0, failed = 0, reapedElsewhere = 0, statusUnknown = 0;
+        Child? unknown = null, known = null;
+        for (int i = 0; i < count; i++)
+        {
+            try
+            {
+                Child child = Child.Spawn("/bin/true", []);
+                ChildExit? exit = child.Wait(TimeSpan.FromSeconds(30));
+                hung += exit is null ? 1 : 0;
+                failed += exit is { StatusKnown: true, Succeeded: false } ? 1 : 0;
+                reapedElsewhere += exit?.ReapedElsewhere == true ? 1 : 0;
+                statusUnknown += exit?.StatusKnown == false ? 1 : 0;
+                if (exit?.StatusKnown == false && unknown is null)
+                {
+                    unknown = child; // kept undisposed for the pid-reuse check
+                }
+                else if (exit?.StatusKnown == true && known is null)
+                {
+                    known = child;
+                }
+                else
+                {
+                    child.Dispose();
+                }
+            }
+            catch (Exception error)
+            {
+                thrown++;
+                Console.WriteLine($"spawn {i}: {error.GetType().Name}: {error.Message}");
+            }
+        }
+        stop.Cancel();
+        Array.ForEach(spinners, spinner => spinner.Join());
+        Console.WriteLine($"{count} spawns of /bin/true as pid 1, beside {spinners.Length} spinning threads: {thrown} threw, {hung} hung, {failed} failed; " +
+            $"{reapedElsewhere} reaped by the runtime, of which {statusUnknown} before their pidfd could be opened (status unknown)");
+        bool spared = SignalsSpareTheNextOwnerOfThePid(known, "reaped after its pidfd was opened") &
+            SignalsSpareTheNextOwnerOfThePid(unknown, "reaped before its pidfd could be opened");
+        return thrown == 0 && hung == 0 && failed == 0 && spared ? 0 : Unexpected;
+    }
+
+    /// <summary>
+    /// Makes the kernel give the pid of <paramref name="ended"/> (a child that ended and was reaped by
+    /// the runtime) to a new process, then signals and disposes <paramref name="ended"/>: the new
+    /// process must be untouched. Nothing to check (true) without such a child.
+    /// </summary>
+    private static bool SignalsSpareTheNextOwnerOfThePid(Child? ended, string what)
+    {
+        if (ended is null)
+        {
+            Console.WriteLine($"no child {what}: nothing to check");
+            return true;
+        }
+        // A thread the runtime starts in between may take the pid first: try a few times.
+        System.Diagnostics.Process? sentinel = null;
+        for (int attempt = 0; attempt < 10 && sentinel?.Id != ended.Pid; attempt++)
+        {
+            if (sentinel is not null)
+            {
+                sentinel.Kill();
+                sentinel.WaitForExit();
+                sentinel.Dispose();
+            }
+            File.WriteAllText("/proc/sys/kernel/ns_last_pid", (ended.Pid - 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            sentinel = System.Diagnostics.Process.Start("sleep", "60")!;
+        }
+        using var _ = sentinel;
+        if (sentinel!.Id != ended.Pid)
+        {
+            Console.WriteLine($"the pid {ended.Pid} went to no new process (got {sentinel.Id}): cannot check");
+            sentinel.Kill();
+            return false;
+        }
+        ended.Signal(Native.SIGKILL);
+        ended.Signal(Native.SIGTERM);
+        ended.Dispose();
+        bool alive = Native.IsAlive(sentinel.Id);
+        Console.WriteLine($"child {what}: pid {ended.Pid} now names a new process, which after Signal and Dispose is {(alive ? "alive" : "GONE")}");
+        sentinel.Kill();
+        sentinel.WaitForExit();
+        return alive;
     }
 
     /// <summary>
@@ -244,6 +359,53 @@ public static partial class Program
         Native.Kill(Native.GetPid(), Native.SIGKILL);
         GC.KeepAlive(region);
         return Unexpected;
+    }
+
+    private static SharedRegion? s_kept;
+
+    /// <summary>Offsets of the ints in inherited region 0 that <see cref="SegmentUntilSignal"/> and its test share.</summary>
+    private const int Ready = 0, HandlerRan = 4, Finish = 8, NameSeen = 12;
+
+    /// <summary>
+    /// Sets up as <paramref name="mode"/> says, raises the ready flag in inherited region 0, then waits
+    /// until a signal ends it or the test raises the finish flag: then it records whether the name is
+    /// still in /dev/shm and exits 42. Modes: "none" (no segment: how the process ends without the
+    /// library), "segment" (creates <paramref name="name"/>), "handler+segment" (first registers a
+    /// handler of its own for <paramref name="signal"/>, which raises a flag and does not cancel),
+    /// "cancel-then-segment" and "segment-then-cancel" (a handler that raises the flag and cancels the
+    /// signal, registered before or after the segment is created), "exit" (creates the segment and
+    /// returns 0 at once).
+    /// </summary>
+    private static int SegmentUntilSignal(string mode, string name, int signal)
+    {
+        using SharedRegion shared = SharedRegion.OpenInherited();
+        PosixSignalRegistration? handler = null;
+        void Register(bool cancel) => handler = PosixSignalRegistration.Create((PosixSignal)signal, context =>
+        {
+            shared.Write(HandlerRan, 1);
+            context.Cancel = cancel;
+        });
+        if (mode is "cancel-then-segment" or "handler+segment")
+        {
+            Register(cancel: mode == "cancel-then-segment");
+        }
+        s_kept = mode == "none" ? null : SharedRegion.CreateNamed(name, 4096); // never disposed, never collected
+        if (mode == "exit")
+        {
+            return 0;
+        }
+        if (mode == "segment-then-cancel")
+        {
+            Register(cancel: true);
+        }
+        shared.Write(Ready, 1);
+        while (shared.Read<int>(Finish) == 0)
+        {
+            Thread.Sleep(5);
+        }
+        shared.Write(NameSeen, File.Exists("/dev/shm/" + name) ? 1 : 2);
+        handler?.Dispose();
+        return 42;
     }
 
     /// <summary>Opens the channel in inherited region 0 and writes messages 0..N-1 of writer 0 (as ChannelTests.MessageOf makes them).</summary>

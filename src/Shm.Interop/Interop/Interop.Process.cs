@@ -8,6 +8,9 @@ internal static partial class Libc
     internal const int WEXITED = 4;
     internal const int WNOHANG = 1;
 
+    /// <summary>waitid: report a waitable child but leave it waitable (unreaped).</summary>
+    internal const int WNOWAIT = 0x01000000;
+
     /// <summary>waitid's idtype for a pid.</summary>
     internal const int P_PID = 1;
 

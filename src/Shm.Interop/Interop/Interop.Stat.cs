@@ -31,6 +31,19 @@ internal static partial class Libc
     {
         public bool IsRegularFile => Type == S_IFREG;
 
+        /// <summary>What kind of object it is, for messages: "a FIFO", "a directory"...</summary>
+        public string TypeName => Type switch
+        {
+            S_IFREG => "a regular file",
+            0x1000 => "a FIFO",
+            0x2000 => "a character device",
+            0x4000 => "a directory",
+            0x6000 => "a block device",
+            0xA000 => "a symbolic link",
+            0xC000 => "a socket",
+            _ => $"an object of type 0{System.Convert.ToString(Type, 8)}",
+        };
+
         public (ulong Device, ulong Inode) Id => (Device, Inode);
     }
 

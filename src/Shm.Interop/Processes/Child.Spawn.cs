@@ -23,7 +23,7 @@ public sealed partial class Child
     /// <param name="arguments">Its arguments (argv[1..]).</param>
     /// <param name="inherit">Regions with a descriptor (memfd, named, file) to hand over, in order.</param>
     /// <exception cref="ArgumentException">A region has no descriptor (anonymous regions cannot be passed).</exception>
-    /// <exception cref="ShmException"><c>posix_spawnp</c> failed (e.g. ENOENT for a missing program).</exception>
+    /// <exception cref="ShmException"><c>posix_spawnp</c> (or <c>pidfd_spawnp</c>, glibc 2.39+) failed (e.g. ENOENT for a missing program).</exception>
     public static Child Spawn(string fileName, IEnumerable<string> arguments, params SharedRegion[] inherit)
     {
         ArgumentException.ThrowIfNullOrEmpty(fileName);
@@ -85,12 +85,24 @@ public sealed partial class Child
             byte** args = NullTerminated(argv, strings);
             byte** env = NullTerminated(ChildEnvironment(fds.Length == 0 ? null : string.Join(',', numbers)), strings);
             byte* file = Utf8(fileName, strings);
+            TimeSpan grace = ForkOptions.Default.TerminateGracePeriod;
+            if (Libc.PidfdSpawn.IsAvailable)
+            {
+                int pidfd;
+                int failed = Libc.PidfdSpawn.pidfd_spawnp(&pidfd, file, fileActions, attributes, args, env);
+                if (failed != Libc.PidfdSpawn.ENOSYS)
+                {
+                    Libc.CheckError(failed, "pidfd_spawnp", fileName);
+                    // The pidfd holds the process whoever reaps it; its pid is readable only until then.
+                    return AdoptSpawnedPidfd(Math.Max(Libc.PidfdSpawn.pidfd_getpid(pidfd), 0), pidfd, grace);
+                }
+                Libc.PidfdSpawn.MarkUnsupported(); // clone3 refused (a seccomp profile): no process was made
+            }
             int pid;
             int error = Libc.posix_spawnp(&pid, file, fileActions, attributes, args, env);
             Libc.CheckError(error, "posix_spawnp", fileName);
-            // The new program cannot have been reaped by anyone else before this: only a reaper of
-            // every child (pid 1) could, and then only after it exits.
-            return Adopt(pid, ForkOptions.Default.TerminateGracePeriod, forked: false, index: 0);
+            // A reaper of every child (pid 1's runtime) may have reaped a short-lived program already.
+            return AdoptSpawned(pid, grace);
         }
         finally
         {

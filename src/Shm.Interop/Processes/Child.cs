@@ -23,8 +23,12 @@ namespace Shm.Interop;
 /// else, spawn a fresh process.</para>
 /// <para>Every wait on a forked child watches for the one deadlock a forked .NET process can fall
 /// into: its only thread waiting for ever on a runtime lock that another parent thread held at the
-/// instant of the fork. Such a child is killed and reaped within about half a second, and its
-/// <see cref="ChildExit"/> says <see cref="ChildExit.Deadlocked"/>.</para>
+/// instant of the fork. From outside that looks exactly like a child that waits on purpose to be
+/// ended by a signal, so by default (<see cref="ChildDeadlockPolicy.Report"/>) such a child is never
+/// killed: a wait without a bound throws <see cref="ChildDeadlockSuspectedException"/> within about
+/// half a second instead of hanging, and <see cref="IsDeadlockSuspected"/> polls. Under
+/// <see cref="ChildDeadlockPolicy.Kill"/> it is killed and reaped, and its <see cref="ChildExit"/>
+/// says <see cref="ChildExit.Deadlocked"/>.</para>
 /// <para>The child is reached through a pidfd, so a wait or a signal can never reach another process
 /// that got the same pid after somebody else reaped this one (a process running as pid 1, or a
 /// SIGCHLD handler that reaps every child).</para>
@@ -39,41 +43,119 @@ public sealed partial class Child : IDisposable
     private readonly TimeSpan _grace;
     private readonly Lock _gate = new();
     private readonly DeadlockWatch? _watch;
+    private readonly ChildDeadlockPolicy _policy;
     private readonly int _owner;
     private ChildExit? _exit;
     private volatile bool _disposed;
 
-    private Child(SafeChildHandle handle, TimeSpan grace, bool forked, int index)
+    private Child(SafeChildHandle handle, TimeSpan grace, DeadlockWatch? watch, ChildDeadlockPolicy policy, int index)
     {
         _handle = handle;
         _grace = grace;
-        _watch = forked ? new DeadlockWatch(handle.Pid) : null;
+        _watch = watch;
+        _policy = policy;
         _owner = Libc.getpid();
         Index = index;
     }
 
     /// <summary>
-    /// Takes ownership of <paramref name="pid"/>, a child just started and not yet able to end by
-    /// itself. If its pidfd cannot be opened the child is killed and reaped, and the errno thrown.
+    /// Takes ownership of <paramref name="pid"/>, a forked child waiting for the handshake, so not yet
+    /// able to end by itself. If its pidfd cannot be opened the child is killed and reaped, and the
+    /// errno thrown. <paramref name="uncountedHandlers"/>: see <see cref="DeadlockWatch.UncountedHandlers"/>.
     /// </summary>
-    internal static unsafe Child Adopt(int pid, TimeSpan grace, bool forked, int index)
+    internal static Child AdoptForked(int pid, ForkOptions options, int index, ulong uncountedHandlers)
     {
         int pidfd = Libc.pidfd_open(pid);
         if (pidfd < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            throw KillUnowned(pid, Marshal.GetLastPInvokeError());
+        }
+        return new Child(new SafeChildHandle(pid, pidfd), options.TerminateGracePeriod, new DeadlockWatch(pid, uncountedHandlers), options.DeadlockPolicy, index);
+    }
+
+    /// <summary>
+    /// Takes ownership of <paramref name="pid"/>, a program just spawned, which may already have ended
+    /// and, where another reaps every child (pid 1), been reaped: then (ESRCH) it is a child that ended
+    /// with its status unknown, never an error. Any other failure kills and reaps it, and throws.
+    /// </summary>
+    internal static Child AdoptSpawned(int pid, TimeSpan grace)
+    {
+        int pidfd = Libc.pidfd_open(pid);
+        if (pidfd >= 0)
+        {
+            return AdoptSpawnedPidfd(pid, pidfd, grace);
+        }
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno != Errno.ESRCH)
+        {
+            throw KillUnowned(pid, errno);
+        }
+        // No process has this pid: ours was reaped by someone else. No pidfd, so nothing can ever
+        // be sent to whatever process gets the pid next.
+        var child = new Child(new SafeChildHandle(pid, -1), grace, watch: null, ChildDeadlockPolicy.Report, index: 0);
+        child.Record(new ChildExit(pid, null, null) { ReapedElsewhere = true });
+        return child;
+    }
+
+    /// <summary>Takes ownership of a spawned program through the pidfd <c>pidfd_spawnp</c> made for it.</summary>
+    internal static Child AdoptSpawnedPidfd(int pid, int pidfd, TimeSpan grace) =>
+        new(new SafeChildHandle(pid, pidfd), grace, watch: null, ChildDeadlockPolicy.Report, index: 0);
+
+    /// <summary>
+    /// For a child whose pidfd could not be opened: kills and reaps it by pid while it is still our
+    /// unreaped child (so the pid cannot name another process yet), and returns the exception to throw.
+    /// </summary>
+    private static unsafe ShmException KillUnowned(int pid, int errno)
+    {
+        Libc.SigInfo info;
+        bool ours = Libc.waitid(Libc.P_PID, pid, &info, Libc.WEXITED | Libc.WNOHANG | Libc.WNOWAIT) == 0;
+        if (ours)
+        {
             Libc.kill(pid, Libc.SIGKILL);
-            Libc.SigInfo info;
             while (Libc.waitid(Libc.P_PID, pid, &info, Libc.WEXITED) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
             {
             }
-            throw new ShmException("pidfd_open", errno, $"child {pid}, which was killed and reaped; Shm reaches children through pidfds (Linux 5.4+)");
         }
-        return new Child(new SafeChildHandle(pid, pidfd), grace, forked, index);
+        string fate = ours ? "which was killed and reaped" : "which somebody else reaped already";
+        return new ShmException("pidfd_open", errno, $"child {pid}, {fate}; Shm reaches children through pidfds (Linux 5.4+)");
     }
 
-    /// <summary>The child's process id.</summary>
+    /// <summary>
+    /// The child's process id. It names the child only until the child is reaped; this object reaches
+    /// the child through a pidfd, never through the pid. 0 in the rare case where a program spawned
+    /// through <c>pidfd_spawnp</c> (glibc 2.39+) ended and was reaped by another process before its
+    /// pid could be read.
+    /// </summary>
     public int Pid => _handle.Pid;
+
+    /// <summary>
+    /// Takes a reading of a forked child's state: true once it has been seen, in readings at least
+    /// 250 ms apart (by this property or by any wait), unable to wake without a signal (see
+    /// <see cref="ChildDeadlockPolicy"/>). Poll it every 100 ms or so, or after a timed wait returned
+    /// null. False for a spawned child, and once the child ended.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
+    public bool IsDeadlockSuspected
+    {
+        get
+        {
+            ThrowIfUnusable();
+            bool added = false;
+            try
+            {
+                _handle.DangerousAddRef(ref added); // the pid is read in /proc only while the pidfd holds the process
+                return _watch is not null && TryReap() is null && _watch.Check() is not null;
+            }
+            finally
+            {
+                if (added)
+                {
+                    _handle.DangerousRelease();
+                }
+            }
+        }
+    }
 
     /// <summary>True once <see cref="Dispose"/> ran (the child was terminated if need be, and reaped).</summary>
     public bool IsDisposed => _disposed;
@@ -116,14 +198,26 @@ public sealed partial class Child : IDisposable
         return Forker.Fork(1, body, new SingleBody(body).Run, options ?? ForkOptions.Default)[0];
     }
 
-    /// <summary>Waits for the child to end and reaps it. A forked child found deadlocked is killed and reported (<see cref="ChildExit.Deadlocked"/>).</summary>
+    /// <summary>
+    /// Waits for the child to end and reaps it. A forked child that cannot wake without a signal is,
+    /// under <see cref="ChildDeadlockPolicy.Report"/> (the default), left running and reported by a
+    /// <see cref="ChildDeadlockSuspectedException"/>; under <see cref="ChildDeadlockPolicy.Kill"/>,
+    /// killed and reported (<see cref="ChildExit.Deadlocked"/>).
+    /// </summary>
+    /// <exception cref="ChildDeadlockSuspectedException">The child cannot wake without a signal (policy Report); it still runs.</exception>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
     /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
     public ChildExit Wait() => Wait(Timeout.InfiniteTimeSpan)!;
 
-    /// <summary>Waits up to <paramref name="timeout"/> for the child to end; null if it is still running.</summary>
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for the child to end; null if it is still running. With
+    /// <see cref="Timeout.InfiniteTimeSpan"/> this is <see cref="Wait()"/>; with a bound, a child that
+    /// cannot wake without a signal is waited for like any other under <see cref="ChildDeadlockPolicy.Report"/>
+    /// (see <see cref="IsDeadlockSuspected"/> afterwards), and killed under <see cref="ChildDeadlockPolicy.Kill"/>.
+    /// </summary>
     /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="ChildDeadlockSuspectedException">Only without a bound: as <see cref="Wait()"/>.</exception>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
     /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
     public ChildExit? Wait(TimeSpan timeout)
@@ -135,7 +229,10 @@ public sealed partial class Child : IDisposable
 
     /// <summary>
     /// Waits for the child to end without blocking a thread: one watcher thread serves every
-    /// asynchronous wait of the process, through an epoll set of pidfds.
+    /// asynchronous wait of the process, through an epoll set of pidfds. With a token that cannot be
+    /// cancelled this is a wait without a bound: as <see cref="Wait()"/>, the task faults with
+    /// <see cref="ChildDeadlockSuspectedException"/> for a child that cannot wake without a signal
+    /// (policy Report). With one that can, it waits until the token says stop.
     /// </summary>
     /// <param name="cancellationToken">Stops waiting (the child keeps running).</param>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
@@ -209,7 +306,7 @@ public sealed partial class Child : IDisposable
         }
         try
         {
-            ChildWaits.WaitAll(running, Deadline(grace));
+            ChildWaits.WaitAll(running, Deadline(grace), terminating: true);
         }
         catch (Exception failure)
         {
@@ -249,16 +346,32 @@ public sealed partial class Child : IDisposable
         }
     }
 
-    /// <summary>Reads the child's state; if its deadlock is confirmed, kills and reaps it and returns true.</summary>
-    internal bool CheckDeadlock()
+    /// <summary>
+    /// Takes a reading of a running forked child's state (call while holding a reference on its
+    /// pidfd, so the pid still names it). If it is confirmed unable to wake without a signal
+    /// (<paramref name="seen"/> says what the readings saw): under <see cref="ChildDeadlockPolicy.Kill"/>,
+    /// or when <paramref name="terminating"/>, kills and reaps it (<see cref="Suspicion.Killed"/>);
+    /// otherwise leaves it running (<see cref="Suspicion.Suspected"/>).
+    /// </summary>
+    internal Suspicion Inspect(bool terminating, out DeadlockSuspicion seen)
     {
-        if (_watch is null || _exit is not null || !_watch.Check())
+        seen = default;
+        if (_watch is null || _exit is not null || _watch.Check() is not DeadlockSuspicion suspicion)
         {
-            return false;
+            return Suspicion.None;
         }
-        KillAndReap(deadlocked: true);
-        return true;
+        seen = suspicion;
+        if (_policy == ChildDeadlockPolicy.Report && !terminating)
+        {
+            return Suspicion.Suspected;
+        }
+        KillAndReap(deadlocked: _policy == ChildDeadlockPolicy.Kill);
+        return Suspicion.Killed;
     }
+
+    /// <summary>The exception for a child <see cref="Inspect"/> found <see cref="Suspicion.Suspected"/>.</summary>
+    internal ChildDeadlockSuspectedException SuspectedException(DeadlockSuspicion seen, int othersSuspected) =>
+        new(Pid, Index, seen, othersSuspected);
 
     /// <summary>SIGKILL and a blocking reap, for a child that must go now.</summary>
     internal void KillAndReap(bool deadlocked)
@@ -401,6 +514,19 @@ public sealed partial class Child : IDisposable
 
     /// <inheritdoc/>
     public override string ToString() => $"child {Pid} ({(_exit is null ? "running or unreaped" : _exit.ToString())})";
+
+    /// <summary>What <see cref="Inspect"/> found.</summary>
+    internal enum Suspicion
+    {
+        /// <summary>Nothing: it runs, ended, or was not confirmed stuck.</summary>
+        None,
+
+        /// <summary>It cannot wake without a signal, and was left running.</summary>
+        Suspected,
+
+        /// <summary>It could not wake without a signal, and was killed and reaped.</summary>
+        Killed,
+    }
 
     /// <summary>Adapts a <see cref="Func{TResult}"/> body to the fork path's indexed body.</summary>
     private sealed class SingleBody(Func<int> body)

@@ -18,9 +18,11 @@ public sealed record ChildExit(int Pid, int? ExitCode, int? Signal)
     public bool CoreDumped { get; init; }
 
     /// <summary>
-    /// True if the forked child deadlocked: its only thread waited without a timeout on a private
-    /// futex, which nothing could ever wake (a runtime lock that another thread of the parent held at
-    /// the instant of the fork). It was killed with SIGKILL and reaped.
+    /// True if the forked child was found deadlocked and killed under <see cref="ChildDeadlockPolicy.Kill"/>:
+    /// after its body started, its only thread waited without a timeout on a private futex with no
+    /// wake-up for 250 ms, and it had no handler of its own for a signal it did not block, so nothing
+    /// but a signal could end the wait (typically a runtime lock that another thread of the parent held
+    /// at the instant of the fork). It was killed with SIGKILL and reaped.
     /// </summary>
     public bool Deadlocked { get; init; }
 
@@ -28,6 +30,8 @@ public sealed record ChildExit(int Pid, int? ExitCode, int? Signal)
     /// True if somebody else reaped the child (this process runs as pid 1, whose runtime reaps every
     /// child, or a SIGCHLD handler reaps them). The status is then known only where the kernel keeps
     /// it for the pidfd (Linux 6.15+); otherwise <see cref="ExitCode"/> and <see cref="Signal"/> are both null.
+    /// They are null too for a spawned program that ended and was reaped before its pidfd could be
+    /// opened (without <c>pidfd_spawnp</c>, glibc before 2.39): a child that ran is never an error.
     /// </summary>
     public bool ReapedElsewhere { get; init; }
 

@@ -8,16 +8,24 @@ namespace Shm.Interop;
 /// <summary>
 /// The synchronous wait on one or many children: poll(2) on their pidfds until each ended or the
 /// deadline passed, reading forked children's state every <see cref="DeadlockWatch.SampleMilliseconds"/>
-/// so that a deadlocked one is killed and reported instead of waited for.
+/// so that one that cannot wake without a signal is never silently waited for: killed and reported
+/// where its policy (or termination) says so, otherwise reported by a wait without a bound.
 /// </summary>
 internal static class ChildWaits
 {
-    /// <summary>By index: how each child ended, or null for those still running at <paramref name="deadline"/>.</summary>
-    public static unsafe ChildExit?[] WaitAll(IReadOnlyList<Child> children, long deadline)
+    /// <summary>
+    /// By index: how each child ended, or null for those still running at <paramref name="deadline"/>.
+    /// Without a deadline (<see cref="long.MaxValue"/>), and unless <paramref name="terminating"/>,
+    /// throws <see cref="ChildDeadlockSuspectedException"/> once every child still running is one
+    /// that cannot wake without a signal: the wait could never end (the others were reaped).
+    /// <paramref name="terminating"/>: the children were sent SIGTERM; those found stuck are killed at once.
+    /// </summary>
+    public static unsafe ChildExit?[] WaitAll(IReadOnlyList<Child> children, long deadline, bool terminating = false)
     {
         var exits = new ChildExit?[children.Count];
         var pending = new List<int>(children.Count);
         var added = new bool[children.Count];
+        bool untimed = deadline == long.MaxValue && !terminating;
         try
         {
             for (int i = 0; i < children.Count; i++)
@@ -35,7 +43,7 @@ internal static class ChildWaits
                 long now = Stopwatch.GetTimestamp();
                 if (now >= nextSample)
                 {
-                    pending.RemoveAll(i => children[i].CheckDeadlock() && (exits[i] = children[i].TryReap()) is not null);
+                    Sample(children, pending, exits, terminating, untimed);
                     nextSample = now + sampleEvery;
                 }
                 if (pending.Count == 0 || now >= deadline)
@@ -67,6 +75,38 @@ internal static class ChildWaits
                     children[i].Handle.DangerousRelease();
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Reads the state of every pending child: drops those killed for it, and, for a wait without a
+    /// bound, throws if all that remain are suspected (naming the first by index).
+    /// </summary>
+    private static void Sample(IReadOnlyList<Child> children, List<int> pending, ChildExit?[] exits, bool terminating, bool untimed)
+    {
+        int suspected = 0;
+        int first = -1;
+        DeadlockSuspicion firstSeen = default;
+        for (int k = pending.Count - 1; k >= 0; k--)
+        {
+            int i = pending[k];
+            switch (children[i].Inspect(terminating, out DeadlockSuspicion seen))
+            {
+                case Child.Suspicion.Killed:
+                    if ((exits[i] = children[i].TryReap()) is not null)
+                    {
+                        pending.RemoveAt(k);
+                    }
+                    break;
+                case Child.Suspicion.Suspected:
+                    suspected++;
+                    (first, firstSeen) = (i, seen); // walking down: the lowest index last
+                    break;
+            }
+        }
+        if (untimed && suspected > 0 && suspected == pending.Count)
+        {
+            throw children[first].SuspectedException(firstSeen, suspected - 1);
         }
     }
 

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Linq;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
@@ -11,7 +12,9 @@ namespace Shm.Interop;
 /// Serves every asynchronous wait on a child in this process with one thread: an epoll set of the
 /// watched children's pidfds (a pidfd turns readable when its process ends). While forked children
 /// are watched, the thread also wakes every <see cref="DeadlockWatch.SampleMilliseconds"/> to read
-/// their state, so a deadlocked one is killed and reported instead of waited for.
+/// their state: one that cannot wake without a signal is killed and reported where its policy says
+/// so, and otherwise fails the waits that have no bound (a token that cannot be cancelled) instead of
+/// leaving them pending for ever.
 /// </summary>
 internal static unsafe class ChildWatcher
 {
@@ -38,7 +41,7 @@ internal static unsafe class ChildWatcher
         {
             return Task.FromResult(exit);
         }
-        var waiter = new Waiter();
+        var waiter = new Waiter(untimed: !cancellationToken.CanBeCanceled);
         lock (Gate)
         {
             EnsureStarted();
@@ -191,29 +194,49 @@ internal static unsafe class ChildWatcher
         }
     }
 
-    /// <summary>Completes the waiters of a child that ended (or, when sampling, was found deadlocked and killed).</summary>
+    /// <summary>
+    /// Completes the waiters of a child that ended (or, when sampling, was found unable to wake
+    /// without a signal and killed); fails only the untimed ones of a child found so and left running.
+    /// </summary>
     private static void Settle(Watched watched, bool sample)
     {
-        ChildExit? exit;
+        ChildExit? exit = null;
         Exception? failure = null;
+        DeadlockSuspicion seen = default;
+        Child.Suspicion found = Child.Suspicion.None;
         try
         {
-            exit = sample && !watched.Child.CheckDeadlock() ? null : watched.Child.TryReap();
+            found = sample ? watched.Child.Inspect(terminating: false, out seen) : Child.Suspicion.None;
+            if (found != Child.Suspicion.Suspected && (!sample || found == Child.Suspicion.Killed))
+            {
+                exit = watched.Child.TryReap();
+            }
         }
         catch (Exception caught)
         {
-            (exit, failure) = (null, caught);
+            failure = caught;
         }
-        if (exit is null && failure is null)
+        if (exit is null && failure is null && found != Child.Suspicion.Suspected)
         {
             return;
         }
         Waiter[] waiters;
         lock (Gate)
         {
-            waiters = [.. watched.Waiters];
-            Unwatch(watched);
+            // A child left running fails only the waits that nothing else would ever end.
+            bool suspected = found == Child.Suspicion.Suspected && failure is null;
+            waiters = [.. watched.Waiters.Where(waiter => !suspected || waiter.Untimed)];
+            watched.Waiters.RemoveAll(waiter => !suspected || waiter.Untimed);
+            if (watched.Waiters.Count == 0)
+            {
+                Unwatch(watched);
+            }
         }
+        if (waiters.Length == 0)
+        {
+            return;
+        }
+        failure ??= exit is null ? watched.Child.SuspectedException(seen, othersSuspected: 0) : null;
         foreach (Waiter waiter in waiters)
         {
             waiter.Registration.Dispose();
@@ -229,8 +252,11 @@ internal static unsafe class ChildWatcher
         public bool Referenced;
     }
 
-    private sealed class Waiter() : TaskCompletionSource<ChildExit>(TaskCreationOptions.RunContinuationsAsynchronously)
+    private sealed class Waiter(bool untimed) : TaskCompletionSource<ChildExit>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
         public CancellationTokenRegistration Registration;
+
+        /// <summary>True if nothing but the child's end would complete it: a child that cannot wake fails it.</summary>
+        public bool Untimed { get; } = untimed;
     }
 }

@@ -44,13 +44,24 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     /// <param name="index">The index the child's body received.</param>
     public Child this[int index] => _children[index];
 
-    /// <summary>Waits for every child and reaps it; exits by index. Deadlocked children are killed and reported (<see cref="ChildExit.Deadlocked"/>).</summary>
+    /// <summary>
+    /// Waits for every child and reaps it; exits by index. Children that cannot wake without a signal
+    /// are, under <see cref="ChildDeadlockPolicy.Kill"/>, killed and reported (<see cref="ChildExit.Deadlocked"/>);
+    /// under <see cref="ChildDeadlockPolicy.Report"/> (the default) the wait throws
+    /// <see cref="ChildDeadlockSuspectedException"/> once every child still running is one of them
+    /// (the others were reaped; a later wait returns their exits), leaving them running.
+    /// </summary>
+    /// <exception cref="ChildDeadlockSuspectedException">Every child still running cannot wake without a signal (policy Report).</exception>
     /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
     public IReadOnlyList<ChildExit> WaitAll() => WaitAll(Timeout.InfiniteTimeSpan).Select(exit => exit!).ToArray();
 
-    /// <summary>Waits up to <paramref name="timeout"/> in all; by index, null for children still running.</summary>
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> in all; by index, null for children still running. With
+    /// <see cref="Timeout.InfiniteTimeSpan"/> this is <see cref="WaitAll()"/>.
+    /// </summary>
     /// <param name="timeout">The total time to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="ChildDeadlockSuspectedException">Only without a bound: as <see cref="WaitAll()"/>.</exception>
     /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
     public IReadOnlyList<ChildExit?> WaitAll(TimeSpan timeout)
     {
@@ -62,7 +73,12 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
         return ChildWaits.WaitAll(_children, deadline);
     }
 
-    /// <summary>Waits for every child without blocking a thread (one watcher thread serves all asynchronous waits).</summary>
+    /// <summary>
+    /// Waits for every child without blocking a thread (one watcher thread serves all asynchronous
+    /// waits). With a token that cannot be cancelled, the wait of a child that cannot wake without a
+    /// signal faults (policy Report), so the whole task faults with
+    /// <see cref="ChildDeadlockSuspectedException"/> once the other children ended.
+    /// </summary>
     /// <param name="cancellationToken">Stops waiting (the children keep running).</param>
     public async Task<IReadOnlyList<ChildExit>> WaitAllAsync(CancellationToken cancellationToken = default) =>
         await Task.WhenAll(_children.Select(child => child.WaitAsync(cancellationToken))).ConfigureAwait(false);

@@ -37,8 +37,7 @@ public sealed class ForkOptions
     /// runs. The price is the child's first compilation: about 10 ms per child on a VM, where each
     /// page it touches is a copy-on-write fault. Turn it off when the parent's other threads do not
     /// compile or load types while you fork (warmed-up services, NativeAOT apps): a child that
-    /// deadlocks later is still detected, killed and reported (<see cref="ChildExit.Deadlocked"/>),
-    /// just not retried.
+    /// deadlocks later is still detected and handled as <see cref="DeadlockPolicy"/> says, just not retried.
     /// </summary>
     public bool ProbeRuntimeLocks { get; init; } = true;
 
@@ -46,4 +45,12 @@ public sealed class ForkOptions
     /// How long disposing an unreaped child waits after SIGTERM before it sends SIGKILL (default 2 s).
     /// </summary>
     public TimeSpan TerminateGracePeriod { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// What waits do about a child that, after its body started, cannot wake without a signal
+    /// (default <see cref="ChildDeadlockPolicy.Report"/>: never kill it; waits without a bound throw
+    /// <see cref="ChildDeadlockSuspectedException"/>). Disposing such a child sends SIGKILL at once
+    /// under either policy, instead of waiting out <see cref="TerminateGracePeriod"/>.
+    /// </summary>
+    public ChildDeadlockPolicy DeadlockPolicy { get; init; } = ChildDeadlockPolicy.Report;
 }

@@ -140,6 +140,7 @@ internal static unsafe class Forker
             Volatile.Write(ref page[index - first], 0);
         }
         int parent = Libc.getpid();
+        ulong uncountedHandlers = DeadlockWatch.UncountedHandlers(); // what every child of this batch inherits
         var again = new List<int>();
         Libc.SigSet all, old;
         Libc.sigfillset(&all);
@@ -153,7 +154,7 @@ internal static unsafe class Forker
                 int* slot = &page[index - first];
                 int pid = Libc.CheckIo(ForkOne(body, index, slot, &page[Slots], parent, &old, options.ProbeRuntimeLocks), "fork", $"child {index}");
                 bool overlapped = !window.Unbroken;
-                Child child = Child.Adopt(pid, options.TerminateGracePeriod, forked: true, index);
+                Child child = Child.AdoptForked(pid, options, index, uncountedHandlers);
                 if (overlapped)
                 {
                     child.Discard();

@@ -25,6 +25,15 @@ internal readonly struct ThreadSample
     /// <summary>The futex word it waits on (0 if none).</summary>
     public ulong FutexAddress { get; private init; }
 
+    /// <summary>The futex operation of that wait, flags included (0 if none).</summary>
+    public int FutexOperation { get; private init; }
+
+    /// <summary>Signals that have a handler (<c>SigCgt</c>): bit n-1 for signal n.</summary>
+    public ulong CaughtSignals { get; private init; }
+
+    /// <summary>Signals the thread blocks (<c>SigBlk</c>): bit n-1 for signal n.</summary>
+    public ulong BlockedSignals { get; private init; }
+
     /// <summary>Voluntary plus involuntary context switches: unchanged between two readings means it never woke.</summary>
     public long ContextSwitches { get; private init; }
 
@@ -54,7 +63,7 @@ internal readonly struct ThreadSample
         {
             return default;
         }
-        (bool waiting, ulong address) = UntimedPrivateFutexWait(buffer[..length]);
+        (bool waiting, ulong address, int operation) = UntimedPrivateFutexWait(buffer[..length]);
         if (!waiting && !full)
         {
             return new ThreadSample { Exists = true };
@@ -81,12 +90,23 @@ internal readonly struct ThreadSample
             CpuNanoseconds = cpu,
             InUntimedPrivateFutexWait = waiting,
             FutexAddress = address,
+            FutexOperation = operation,
+            CaughtSignals = HexField(status, "SigCgt:"u8),
+            BlockedSignals = HexField(status, "SigBlk:"u8),
         };
+    }
+
+    /// <summary>The signals this process has handlers for (<c>SigCgt</c> of <c>/proc/self/status</c>), or null if unreadable.</summary>
+    public static ulong? CaughtSignalsOfThisProcess()
+    {
+        Span<byte> buffer = stackalloc byte[4096];
+        int length = Libc.ReadSmallFile("/proc/self/status", buffer);
+        return length > 0 && buffer[..length].IndexOf("SigCgt:"u8) >= 0 ? HexField(buffer[..length], "SigCgt:"u8) : null;
     }
 
     // "202 0x55d0c8a1b2c0 0x80 0x2 0x0 0x0 0x0 0x7ffd... 0x7f...": the call number, its six arguments,
     // the stack and instruction pointers; "running" or "-1 ..." when not blocked in a call.
-    private static (bool Waiting, ulong Address) UntimedPrivateFutexWait(ReadOnlySpan<byte> line)
+    private static (bool Waiting, ulong Address, int Operation) UntimedPrivateFutexWait(ReadOnlySpan<byte> line)
     {
         Span<ulong> fields = stackalloc ulong[5];
         int count = 0;
@@ -97,12 +117,12 @@ internal readonly struct ThreadSample
             {
                 if (!Utf8Parser.TryParse(token, out long number, out _) || number != Libc.SYS_futex)
                 {
-                    return (false, 0);
+                    return (false, 0, 0);
                 }
             }
             else if (!token.StartsWith("0x"u8) || !Utf8Parser.TryParse(token[2..], out fields[count - 1], out _, 'x'))
             {
-                return (false, 0);
+                return (false, 0, 0);
             }
             if (++count == fields.Length + 1)
             {
@@ -111,25 +131,31 @@ internal readonly struct ThreadSample
         }
         if (count < fields.Length + 1)
         {
-            return (false, 0);
+            return (false, 0, 0);
         }
         // futex(uaddr, op, val, timeout, uaddr2, val3): a wait whose timeout pointer is NULL.
         int op = (int)fields[1];
         int command = op & ~(Libc.FUTEX_PRIVATE_FLAG | Libc.FUTEX_CLOCK_REALTIME);
         bool isWait = command is Libc.FUTEX_WAIT or Libc.FUTEX_WAIT_BITSET or Libc.FUTEX_LOCK_PI or Libc.FUTEX_LOCK_PI2 or Libc.FUTEX_WAIT_REQUEUE_PI;
         bool waiting = isWait && (op & Libc.FUTEX_PRIVATE_FLAG) != 0 && fields[3] == 0;
-        return (waiting, waiting ? fields[0] : 0);
+        return waiting ? (true, fields[0], op) : (false, 0, 0);
     }
 
-    private static long Field(ReadOnlySpan<byte> status, ReadOnlySpan<byte> name)
+    private static long Field(ReadOnlySpan<byte> status, ReadOnlySpan<byte> name) =>
+        Utf8Parser.TryParse(FieldText(status, name), out long value, out _) ? value : 0;
+
+    // "SigCgt:\t00000003000004d8": 64 bits in hexadecimal.
+    private static ulong HexField(ReadOnlySpan<byte> status, ReadOnlySpan<byte> name) =>
+        Utf8Parser.TryParse(FieldText(status, name), out ulong value, out _, 'x') ? value : 0;
+
+    private static ReadOnlySpan<byte> FieldText(ReadOnlySpan<byte> status, ReadOnlySpan<byte> name)
     {
         int at = status.IndexOf(name);
         if (at < 0 || (at > 0 && status[at - 1] != (byte)'\n'))
         {
-            return 0;
+            return default;
         }
-        ReadOnlySpan<byte> rest = status[(at + name.Length)..].TrimStart("\t "u8);
-        return Utf8Parser.TryParse(rest, out long value, out _) ? value : 0;
+        return status[(at + name.Length)..].TrimStart("\t "u8);
     }
 }
 
