@@ -11,13 +11,32 @@ namespace Shm.Interop;
 /// </summary>
 public sealed class SafeMappingHandle : SafeBuffer
 {
+    private volatile bool _disposed;
+
     internal SafeMappingHandle()
         : base(ownsHandle: true) { }
+
+    /// <summary>
+    /// True once <see cref="SafeHandle.Dispose()"/> ran, even while references (a primitive, a pending
+    /// wait) keep the range mapped: <see cref="SafeHandle.IsClosed"/> turns true only at the munmap.
+    /// </summary>
+    internal bool IsDisposed => _disposed;
 
     internal void Attach(nint address, nuint length)
     {
         SetHandle(address);
         Initialize(length);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        _disposed = true;
+        base.Dispose(disposing);
+        if (disposing)
+        {
+            FutexWatcher.MappingDisposed(this); // pending asynchronous waits let go of the range, so it is unmapped now
+        }
     }
 
     /// <inheritdoc/>
