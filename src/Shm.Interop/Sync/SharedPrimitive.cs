@@ -268,6 +268,9 @@ public enum PrimitiveKind
 
     /// <summary>A <see cref="SharedChannel"/>.</summary>
     SharedChannel = 5,
+
+    /// <summary>A <see cref="SharedFutexMutex"/>.</summary>
+    SharedFutexMutex = 6,
 }
 
 /// <summary>
