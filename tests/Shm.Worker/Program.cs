@@ -29,6 +29,9 @@ public static partial class Program
         "attach-twice" => AttachTwice(),
         "leak-segment" => LeakSegment(args[1]),
         "channel-writer" => ChannelWriter(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
+        "sync-victim" => AsyncVictim(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture)),
+        "await-dead-reader" => AwaitDeadReader(long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
+        "watcher-polling" => WatcherPolling(),
         _ => Unexpected,
     };
 
