@@ -363,6 +363,7 @@ static inline int shm_fm_lock_until_(struct shm_futex_mutex *m, int64_t limit, i
         }
         if (tid == (uint32_t)self->tid || now >= next_check || now >= limit) {
             int dead = shm_fm_owner_dead_(m, self, word);
+            if (dead == -EDEADLK && busy) return EBUSY; /* as pthread_mutex_trylock on an error-checking mutex */
             if (dead < 0) return -dead;
             if (dead) {
                 uint32_t taken = shm_fm_next_(word) | (uint32_t)self->tid | SHM_FM_SLEEPERS;
@@ -397,7 +398,7 @@ static inline int shm_fm_lock_until_(struct shm_futex_mutex *m, int64_t limit, i
  */
 static inline int shm_futex_mutex_lock(struct shm_futex_mutex *m) { return shm_fm_lock_until_(m, INT64_MAX, 0); }
 
-/* As shm_futex_mutex_lock, but EBUSY at once if a live owner holds it (finding it held costs a look at the owner). */
+/* As shm_futex_mutex_lock, but EBUSY at once if a live owner (this thread included) holds it; finding it held costs a look at the owner. */
 static inline int shm_futex_mutex_trylock(struct shm_futex_mutex *m) { return shm_fm_lock_until_(m, 0, 1); }
 
 /* As shm_futex_mutex_lock, but ETIMEDOUT after `timeout_ns` nanoseconds. */

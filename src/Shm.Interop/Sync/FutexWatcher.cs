@@ -52,9 +52,6 @@ internal static unsafe partial class FutexWatcher
     private static int s_pending;
     private static volatile bool s_polling = (AppContext.TryGetSwitch(PollingSwitch, out bool polling) && polling) || !FutexWaitvWorks();
 
-    /// <summary>True when the watcher polls instead of sleeping in futex_waitv.</summary>
-    internal static bool Polling => s_polling;
-
     /// <summary>
     /// A level wait: completes when <paramref name="tryTake"/> succeeds (true) or <paramref name="timeout"/>
     /// passes (false); it is tried whenever <paramref name="word"/> is not 0. See <see cref="Wait(object, SafeHandle, int*, int, int*, Func{bool}, TimeSpan, CancellationToken, long)"/>
@@ -241,6 +238,10 @@ internal static unsafe partial class FutexWatcher
                 slot.Shard.RetryLater(slot);
             }
             slot.Join(registration);
+            if (registration.Mapping is SafeMappingHandle mapping && mapping.MarkWatched())
+            {
+                slot.Shard.RetryLater(slot); // disposed meanwhile, its hook maybe too early for this wait: the try ends it
+            }
             Add(ByOwner, registration.Owner, registration);
             Add(ByMapping, registration.Mapping, registration);
             s_pending++;

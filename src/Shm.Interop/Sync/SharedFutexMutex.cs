@@ -102,20 +102,24 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
         ThreadIdentity.Self self = ThreadIdentity.Current;
         if (!TryTakeFree(self))
         {
-            LockSlowly(self, long.MaxValue);
+            LockSlowly(self, long.MaxValue, trying: false);
         }
         return new Releaser(this);
     }
 
     /// <summary>
     /// Locks if it is free now, or if its owner is dead (then <see cref="AbandonedMutexException"/>);
-    /// false if a live owner holds it. Finding it held costs a look at the owner (a system call, and a
-    /// read of its <c>/proc</c> entry).
+    /// false if a live owner holds it, this thread included (as <see cref="SharedMutex.TryLock"/>).
+    /// Finding it held costs a look at the owner (a system call, and a read of its <c>/proc</c> entry).
     /// </summary>
     /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now.</exception>
-    /// <exception cref="LockRecursionException">This thread holds it already.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A shared word is impossible.</exception>
-    public bool TryLock() => Lock(TimeSpan.Zero);
+    public bool TryLock()
+    {
+        ThrowIfDisposed();
+        ThreadIdentity.Self self = ThreadIdentity.Current;
+        return TryTakeFree(self) || LockSlowly(self, Stopwatch.GetTimestamp(), trying: true);
+    }
 
     /// <summary>Locks, waiting up to <paramref name="timeout"/> (on the monotonic clock); false if it timed out.</summary>
     /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
@@ -127,7 +131,7 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
         ThrowIfDisposed();
         long deadline = Child.Deadline(timeout);
         ThreadIdentity.Self self = ThreadIdentity.Current;
-        return TryTakeFree(self) || LockSlowly(self, deadline);
+        return TryTakeFree(self) || LockSlowly(self, deadline, trying: false);
     }
 
     /// <summary>Unlocks.</summary>
@@ -189,8 +193,11 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
         return true;
     }
 
-    /// <summary>Waits for the word to be free, in slices, looking at the owner now and then; false at the deadline.</summary>
-    private bool LockSlowly(ThreadIdentity.Self self, long deadline)
+    /// <summary>
+    /// Waits for the word to be free, in slices, looking at the owner now and then; false at the
+    /// deadline. Held by this thread: <see cref="LockRecursionException"/>, or false when <paramref name="trying"/>.
+    /// </summary>
+    private bool LockSlowly(ThreadIdentity.Self self, long deadline, bool trying)
     {
         bool slept = false;
         int spins = 0;
@@ -225,10 +232,13 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
             }
             if (owner == self.Tid || now >= nextCheck || now >= deadline)
             {
-                if (OwnerIsDead(self, word))
+                switch (Owner(self, word))
                 {
-                    TakeOver(self, word); // throws AbandonedMutexException once it owns the mutex; returns if it lost the race
-                    continue;
+                    case Holder.Dead:
+                        TakeOver(self, word); // throws AbandonedMutexException once it owns the mutex; returns if it lost the race
+                        continue;
+                    case Holder.ThisThread:
+                        return trying ? false : throw new LockRecursionException("This thread already holds the shared futex mutex.");
                 }
                 if (now >= deadline)
                 {
@@ -252,10 +262,11 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
     }
 
     /// <summary>
-    /// Whether the owner named by <paramref name="word"/> is gone. The owner record counts only if it
-    /// describes this very acquisition (the same tid and generation): otherwise the tid alone is asked about.
+    /// Who holds the acquisition in <paramref name="word"/>: this thread, a live thread, or a dead one.
+    /// The owner record counts only if it describes this very acquisition (the same tid and
+    /// generation); otherwise the tid alone is asked about.
     /// </summary>
-    private bool OwnerIsDead(ThreadIdentity.Self self, int word)
+    private Holder Owner(ThreadIdentity.Self self, int word)
     {
         int held = word & ~Sleepers;
         int tid = word & TidMask;
@@ -269,22 +280,19 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
                 // This thread writes its record before Lock returns: a word with its tid and no record is not its doing.
                 throw Corrupted("owner record", RecordWord, record, $"the lock word its owner took (0x{held:X8}) in its low 32 bits");
             }
-            if (start == self.Start)
-            {
-                throw new LockRecursionException("This thread already holds the shared futex mutex.");
-            }
-            return true; // a thread that had this tid before: it is not running, this one is
+            // Another start time: a thread that had this tid before, which is not running (this one is).
+            return start == self.Start ? Holder.ThisThread : Holder.Dead;
         }
         if (!described)
         {
-            return !ThreadIdentity.IsAlive(0, tid, null);
+            return ThreadIdentity.IsAlive(0, tid, null) ? Holder.Alive : Holder.Dead;
         }
         int pid = Volatile.Read(ref Words[PidWord]);
         if (pid <= 0 || (pid >= ThreadIdentity.PidMax && pid >= ThreadIdentity.RefreshPidMax()))
         {
             throw Corrupted("owner pid", PidWord, pid, $"a process id from 1 to the kernel's pid_max ({ThreadIdentity.PidMax})");
         }
-        return !ThreadIdentity.IsAlive(pid, tid, start);
+        return ThreadIdentity.IsAlive(pid, tid, start) ? Holder.Alive : Holder.Dead;
     }
 
     /// <summary>Takes the mutex from its dead owner (exactly the acquisition in <paramref name="word"/>) and says so; returns if another got there first.</summary>
@@ -315,6 +323,13 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
         {
             throw Corrupted("lock word", LockWord, word, $"an owner tid (bits 0 to 21) below the kernel's pid_max ({ThreadIdentity.PidMax})");
         }
+    }
+
+    private enum Holder
+    {
+        Alive,
+        Dead,
+        ThisThread,
     }
 
     private static int NextGeneration(int word) => ((word & GenerationMask) + GenerationUnit) & GenerationMask;
