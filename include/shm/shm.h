@@ -220,15 +220,17 @@ static inline void shm_count_fork_(void) { __atomic_add_fetch(shm_forks_(), 1, _
 
 static inline void shm_watch_forks_(void) { pthread_atfork(NULL, NULL, shm_count_fork_); }
 
+#ifdef O_CLOEXEC
+#define SHM_O_CLOEXEC_ O_CLOEXEC
+#else
+#define SHM_O_CLOEXEC_ 0 /* strict ISO C hides it: the descriptor is closed at once anyway */
+#endif
+
 /* Reads the state (field 3) and start time (field 22) of a /proc stat file: 1, or 0 if it cannot. */
 static inline int shm_read_stat_(const char *path, char *state, uint64_t *start)
 {
     char buffer[1024];
-#ifdef O_CLOEXEC
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-#else
-    int fd = open(path, O_RDONLY);
-#endif
+    int fd = open(path, O_RDONLY | SHM_O_CLOEXEC_);
     if (fd < 0) return 0;
     ssize_t n = read(fd, buffer, sizeof buffer - 1);
     close(fd);
@@ -267,7 +269,7 @@ static inline int32_t shm_pid_max_(int refresh)
     int32_t pid_max = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (pid_max == 0 || refresh) {
         char buffer[32];
-        int fd = open("/proc/sys/kernel/pid_max", O_RDONLY);
+        int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | SHM_O_CLOEXEC_);
         ssize_t n = fd < 0 ? -1 : read(fd, buffer, sizeof buffer - 1);
         if (fd >= 0) close(fd);
         long value = n > 0 ? (buffer[n] = 0, strtol(buffer, NULL, 10)) : 0;

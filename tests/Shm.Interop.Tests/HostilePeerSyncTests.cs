@@ -33,14 +33,14 @@ public sealed class HostilePeerSyncTests
         public bool Asynchronous => Primitive is "semaphore" or "event" && !Before;
     }
 
-    /// <summary>The pid of a child that ended and was reaped: a tid no thread has now (forked when first needed, not at discovery).</summary>
-    private static readonly Lazy<int> DeadTid = new(ReapedPid);
+    /// <summary>The pid of a child that ended and was reaped just before the attack: a tid no thread has now (pids wrap at pid_max).</summary>
+    private static int s_deadTid;
     private static readonly int PidMax = int.Parse(File.ReadAllText("/proc/sys/kernel/pid_max").Trim(), CultureInfo.InvariantCulture);
 
     private static Write At(int word, long value) => new(word, _ => value);
 
     /// <summary>The word (or, wide, the owner record) naming the dead tid as owner, at a generation.</summary>
-    private static Write DeadOwner(int word, int generation, bool wide = false) => new(word, _ => DeadTid.Value | (generation << 22), wide);
+    private static Write DeadOwner(int word, int generation, bool wide = false) => new(word, _ => s_deadTid | (generation << 22), wide);
 
     private static readonly Dictionary<string, Case> Cases = new()
     {
@@ -89,6 +89,7 @@ public sealed class HostilePeerSyncTests
         {
             return; // pid_max is PID_MAX_LIMIT here: no tid field value lies past it
         }
+        s_deadTid = ReapedPid();
         using var region = SharedRegion.CreateMemfd("hostile", 4096);
         List<IDisposable> primitives = Prepare(region, c.Primitive);
         try

@@ -123,7 +123,10 @@ public static class SyncVictim
             case "futex-mutex-unlock":
                 {
                     using SharedFutexMutex mutex = SharedFutexMutex.Open(region, PrimitiveOffset);
-                    mutex.Lock();
+                    if (!mutex.Lock(timeout))
+                    {
+                        return false;
+                    }
                     region.Write(HandshakeWord, 1);
                     if (!SpinWait.SpinUntil(() => region.Read<int>(HandshakeWord) == 2, timeout))
                     {
