@@ -218,6 +218,56 @@ internal static class CrossProcess
         }
     }
 
+    /// <summary>Nanoseconds per uncontended lock+unlock of a <see cref="SharedFutexMutex"/>.</summary>
+    public static double FutexMutexUncontended(long n)
+    {
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using var mutex = SharedFutexMutex.Create(region, 256);
+        LockUnlock(mutex, 1000);
+        long start = Stopwatch.GetTimestamp();
+        LockUnlock(mutex, n);
+        return Nanoseconds(start) / n;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void LockUnlock(SharedFutexMutex mutex, long n)
+    {
+        for (long i = 0; i < n; i++)
+        {
+            mutex.Lock();
+            mutex.Unlock();
+        }
+    }
+
+    /// <summary>Nanoseconds per lock+unlock while this process and a forked child contend for one <see cref="SharedFutexMutex"/>.</summary>
+    public static double FutexMutexHandoff(long n)
+    {
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using var mutex = SharedFutexMutex.Create(region, 256);
+        Increment(mutex, region, 1); // the child's path, compiled here first
+        region.Write(320, 0L);
+        double elapsed = AgainstChild(region, () => Increment(mutex, region, n), () =>
+        {
+            Increment(mutex, region, n);
+            while (Volatile.Read(ref region.As<long>(320)) != 2 * n)
+            {
+            }
+        });
+        return elapsed / (2.0 * n);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Increment(SharedFutexMutex mutex, SharedRegion region, long n)
+    {
+        ref long counter = ref region.As<long>(320);
+        for (long i = 0; i < n; i++)
+        {
+            mutex.Lock();
+            counter++;
+            mutex.Unlock();
+        }
+    }
+
     /// <summary>Nanoseconds per one-way post-to-wake-up: this process and a forked child ping-pong on two <see cref="SharedSemaphore"/>s, so each wait parks.</summary>
     public static double SemaphoreWake(long trips)
     {

@@ -132,6 +132,11 @@ public static class Program
         Table.Add($"| lock+unlock: .NET's named Mutex vs SharedMutex, reference | {Format(named, "ns")} | {Format(ours, "ns")} | {named / ours:0.0} | none |");
         (double handoff, double nativeHandoff) = Paired(sizes.Runs, () => CrossProcess.MutexHandoff(sizes.Locks / 4), () => c.Measure("handoff", sizes.Locks / 4));
         Compare("mutex-handoff-vs-c", "contended lock+unlock, two processes on two cores: SharedMutex vs C", handoff, nativeHandoff, "<=", 1.3, "ns");
+        (double futex, double nativeFutex) = Paired(sizes.Runs, () => CrossProcess.FutexMutexUncontended(sizes.Locks), () => c.Measure("futexmutex", sizes.Locks));
+        Compare("mutex-futex-uncontended-vs-c", "uncontended lock+unlock of a futex mutex (no pointers in shared memory): SharedFutexMutex vs C shm_futex_mutex_lock/unlock", futex, nativeFutex, "<=", 1.2, "ns");
+        Table.Add($"| lock+unlock: SharedFutexMutex vs SharedMutex, reference | {Format(futex, "ns")} | {Format(ours, "ns")} | {futex / ours:0.00} | none |");
+        (double futexHandoff, double nativeFutexHandoff) = Paired(sizes.Runs, () => CrossProcess.FutexMutexHandoff(sizes.Locks / 4), () => c.Measure("futexhandoff", sizes.Locks / 4));
+        Compare("mutex-futex-handoff-vs-c", "contended lock+unlock of a futex mutex, two processes on two cores: SharedFutexMutex vs C", futexHandoff, nativeFutexHandoff, "<=", 1.3, "ns");
         (double wake, double nativeWake) = Paired(sizes.Runs, () => CrossProcess.SemaphoreWake(sizes.Wakes), () => c.Measure("semaphore", sizes.Wakes));
         Compare("semaphore-wake-vs-c", "semaphore post to wake-up, two processes (each wait parks): SharedSemaphore vs C on a futex", wake, nativeWake, "<=", 1.3, "ns");
     }

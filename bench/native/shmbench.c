@@ -11,6 +11,8 @@
  *   socketpair MB  bytes/s through a Unix stream socketpair
  *   mutex N        ns per uncontended lock+unlock of a robust, process-shared, error-checking mutex
  *   handoff N      ns per lock+unlock while two processes (pinned apart) contend for that mutex
+ *   futexmutex N   ns per uncontended lock+unlock of shm.h's futex mutex (no pointers in shared memory)
+ *   futexhandoff N ns per lock+unlock while two processes (pinned apart) contend for that futex mutex
  *   semaphore N    ns per one-way post-to-wake-up: two processes ping-pong on two futex semaphores
  *                  (include/shm/shm.h, the layout Shm's SharedSemaphore uses), so each wait parks
  *   wake N         median ns from a post to the wake-up of a waiter that had parked (2 ms between posts)
@@ -229,9 +231,40 @@ static int bench_handoff(long n) {
     return *counter == 2 * n ? 0 : 1;
 }
 
+static int bench_futexmutex(long n) {
+    struct shm_futex_mutex *m = map(SHM_PRIMITIVE_SIZE);
+    for (long i = 0; i < n; i++) {
+        if (shm_futex_mutex_lock(m) || shm_futex_mutex_unlock(m)) return 1;
+    }
+    return 0;
+}
+
+static int bench_futexhandoff(long n) {
+    char *base = map(4096);
+    struct shm_futex_mutex *m = (struct shm_futex_mutex *)base;
+    atomic_long *go = (atomic_long *)(base + 128);
+    long *counter = (long *)(base + 192);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(1);
+        while (!atomic_load(go)) {}
+        for (long i = 0; i < n; i++) { shm_futex_mutex_lock(m); ++*counter; shm_futex_mutex_unlock(m); }
+        _exit(0);
+    }
+    pin(0);
+    double start = now();
+    atomic_store(go, 1);
+    for (long i = 0; i < n; i++) { shm_futex_mutex_lock(m); ++*counter; shm_futex_mutex_unlock(m); }
+    waitpid(pid, NULL, 0);
+    double elapsed = now() - start;
+    printf("%.1f\n", elapsed / (2.0 * n));
+    return *counter == 2 * n ? 0 : 1;
+}
+
 static int bench_semaphore(long n) {
     char *base = map(4096);
     struct shm_semaphore *ping = (struct shm_semaphore *)base, *pong = (struct shm_semaphore *)(base + 64);
+    ping->maximum = pong->maximum = INT_MAX; /* as SharedSemaphore.Create's default: a maximum of 0 is refused */
     pid_t pid = fork();
     if (pid == 0) {
         pin(1);
@@ -255,6 +288,7 @@ static int compare_doubles(const void *a, const void *b) {
 static int bench_wake(long n) {
     char *base = map(4096 + n * sizeof(double));
     struct shm_semaphore *s = (struct shm_semaphore *)base;
+    s->maximum = INT_MAX;
     double *sent = (double *)(base + 64), *latency = (double *)(base + 4096);
     pid_t pid = fork();
     if (pid == 0) {
@@ -331,7 +365,7 @@ static int timed(int (*body)(long), long n) {
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s mmap|mmap3|fork|pingpong|ring|pipe|socketpair|mutex|handoff|semaphore|wake|socketmsg|pipemsg|memcpy N\n", argv[0]);
+        fprintf(stderr, "usage: %s mmap|mmap3|fork|pingpong|ring|pipe|socketpair|mutex|handoff|futexmutex|futexhandoff|semaphore|wake|socketmsg|pipemsg|memcpy N\n", argv[0]);
         return 2;
     }
     long n = atol(argv[2]);
@@ -344,6 +378,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "socketpair")) return bench_stream(n, 1);
     if (!strcmp(argv[1], "mutex")) return timed(bench_mutex, n);
     if (!strcmp(argv[1], "handoff")) return bench_handoff(n);
+    if (!strcmp(argv[1], "futexmutex")) return timed(bench_futexmutex, n);
+    if (!strcmp(argv[1], "futexhandoff")) return bench_futexhandoff(n);
     if (!strcmp(argv[1], "semaphore")) return bench_semaphore(n);
     if (!strcmp(argv[1], "wake")) return bench_wake(n);
     if (!strcmp(argv[1], "socketmsg")) return bench_messages(n, 1);

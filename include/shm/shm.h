@@ -33,29 +33,39 @@
 #define SHM_READY 0x59444552u        /* "REDY" */
 #define SHM_LAYOUT_VERSION 1u
 
-enum shm_kind { SHM_MUTEX = 1, SHM_SEMAPHORE = 2, SHM_EVENT = 3, SHM_CONDITION = 4, SHM_CHANNEL = 5 };
+enum shm_kind { SHM_MUTEX = 1, SHM_SEMAPHORE = 2, SHM_EVENT = 3, SHM_CONDITION = 4, SHM_CHANNEL = 5, SHM_FUTEX_MUTEX = 6 };
 
 struct shm_header {
     uint32_t state;
     uint32_t kind_version;
 };
 
-/* A pthread mutex made PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST and PTHREAD_MUTEX_ERRORCHECK. */
+/*
+ * A pthread mutex made PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST and PTHREAD_MUTEX_ERRORCHECK.
+ * For processes that trust each other: glibc keeps the owner's robust-list pointers inside the shared
+ * pthread_mutex_t, so a peer that rewrites them makes the unlocking process write where the peer
+ * chooses. Between processes that do not trust each other, use struct shm_futex_mutex.
+ */
 struct shm_mutex {
     struct shm_header header;
     pthread_mutex_t mutex;
 };
 
+/*
+ * Every function below reads each shared word once and checks it: a value no process following the
+ * protocol writes (a count past the maximum, a signal other than 0 or 1, ...) makes it return EINVAL
+ * and write nothing, never loop or block on it.
+ */
 struct shm_semaphore {
     struct shm_header header;
-    uint32_t count;   /* futex: waiters sleep while it is 0 */
+    uint32_t count;   /* futex: waiters sleep while it is 0; never above maximum */
     uint32_t waiters; /* incremented around a sleep: post wakes only if > 0 */
-    uint32_t maximum;
+    uint32_t maximum; /* 1 to INT_MAX */
 };
 
 struct shm_event {
     struct shm_header header;
-    uint32_t signalled; /* futex: waiters sleep while it is 0 */
+    uint32_t signalled; /* futex: waiters sleep while it is 0; 0 or 1 */
     uint32_t waiters;
     uint32_t manual_reset; /* 0: each set lets one waiter pass; 1: all, until reset */
 };
@@ -66,12 +76,45 @@ struct shm_condition {
     uint32_t waiters;
 };
 
+/*
+ * A mutex for processes that do not trust each other: no pointer in shared memory. The lock word
+ * holds the owner's tid (bits 0-21, 0 when free), a generation bumped by every acquisition (bits
+ * 22-30) and a sleepers bit (31). After taking the word, the owner stores its pid, then `owner`: the
+ * word it took (without bit 31) and the low 32 bits of its thread's start time (field 22 of
+ * /proc/PID/task/TID/stat). A waiter that has seen the same acquisition for 10 ms (then every
+ * 100 ms, and before a timed lock gives up) asks whether the owner thread lives: tgkill(pid, tid, 0)
+ * answering ESRCH, a zombie, or another start time mean dead (EPERM or an unreadable /proc mean
+ * alive); `owner` counts only when its low half equals the word. The first to see it dead takes the
+ * exact word over with a compare-and-swap and owns the mutex (EOWNERDEAD). Peers must share a pid
+ * namespace.
+ */
+struct shm_futex_mutex {
+    struct shm_header header;
+    uint32_t word;     /* futex */
+    int32_t owner_pid; /* the owner's process (tgid) */
+    uint64_t owner;    /* low 32 bits: the word its owner took, without bit 31; high 32: its start time */
+};
+
+#define SHM_FM_SLEEPERS 0x80000000u
+#define SHM_FM_GENERATION 0x7FC00000u
+#define SHM_FM_GENERATION_UNIT 0x00400000u
+#define SHM_FM_TID 0x003FFFFFu
+#define SHM_PID_MAX_LIMIT 4194304
+
+#ifdef __cplusplus
+static_assert(sizeof(struct shm_mutex) <= SHM_PRIMITIVE_SIZE, "a primitive fits in 64 bytes");
+static_assert(sizeof(struct shm_futex_mutex) == 24, "the .NET layout");
+#define SHM_THREAD_LOCAL thread_local
+#else
 _Static_assert(sizeof(struct shm_mutex) <= SHM_PRIMITIVE_SIZE, "a primitive fits in 64 bytes");
+_Static_assert(sizeof(struct shm_futex_mutex) == 24, "the .NET layout");
+#define SHM_THREAD_LOCAL _Thread_local
+#endif
 
 static inline int shm_is_ready(const struct shm_header *h, enum shm_kind kind)
 {
     return __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) == SHM_READY &&
-           h->kind_version == (((uint32_t)kind << 16) | SHM_LAYOUT_VERSION);
+           __atomic_load_n(&h->kind_version, __ATOMIC_ACQUIRE) == (((uint32_t)kind << 16) | SHM_LAYOUT_VERSION);
 }
 
 static inline long shm_futex(uint32_t *word, int op, uint32_t value)
@@ -91,36 +134,296 @@ static inline int shm_mutex_lock(struct shm_mutex *m)
 
 static inline int shm_mutex_unlock(struct shm_mutex *m) { return pthread_mutex_unlock(&m->mutex); }
 
-static inline void shm_semaphore_post(struct shm_semaphore *s)
+/* Reads the maximum and checks it and `count` against it: 0, or EINVAL for impossible values. */
+static inline int shm_semaphore_check_(uint32_t count, uint32_t maximum)
 {
-    __atomic_add_fetch(&s->count, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST) > 0) {
+    return maximum == 0 || maximum > INT_MAX || count > maximum ? EINVAL : 0;
+}
+
+/* Adds one and wakes a waiter: 0, EOVERFLOW if the count is at its maximum (nothing is added), or EINVAL. */
+static inline int shm_semaphore_post(struct shm_semaphore *s)
+{
+    uint32_t maximum = __atomic_load_n(&s->maximum, __ATOMIC_ACQUIRE);
+    uint32_t count = __atomic_load_n(&s->count, __ATOMIC_ACQUIRE);
+    do {
+        if (shm_semaphore_check_(count, maximum)) return EINVAL;
+        if (count == maximum) return EOVERFLOW;
+    } while (!__atomic_compare_exchange_n(&s->count, &count, count + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    if (__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST) != 0) {
         shm_futex(&s->count, FUTEX_WAKE, 1);
     }
+    return 0;
 }
 
-static inline void shm_semaphore_wait(struct shm_semaphore *s)
+/* Takes one, sleeping while the count is 0: 0, or EINVAL (the shared words are impossible). */
+static inline int shm_semaphore_wait(struct shm_semaphore *s)
 {
     for (;;) {
+        uint32_t maximum = __atomic_load_n(&s->maximum, __ATOMIC_ACQUIRE);
         uint32_t count = __atomic_load_n(&s->count, __ATOMIC_SEQ_CST);
-        if (count > 0 && __atomic_compare_exchange_n(&s->count, &count, count - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-            return;
+        if (shm_semaphore_check_(count, maximum)) return EINVAL;
+        if (count > 0) {
+            if (__atomic_compare_exchange_n(&s->count, &count, count - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return 0;
+            continue;
         }
-        if (count == 0) {
-            __atomic_add_fetch(&s->waiters, 1, __ATOMIC_SEQ_CST);
-            if (__atomic_load_n(&s->count, __ATOMIC_SEQ_CST) == 0) {
-                shm_futex(&s->count, FUTEX_WAIT, 0);
-            }
-            __atomic_sub_fetch(&s->waiters, 1, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&s->waiters, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&s->count, __ATOMIC_SEQ_CST) == 0) {
+            shm_futex(&s->count, FUTEX_WAIT, 0);
         }
+        __atomic_sub_fetch(&s->waiters, 1, __ATOMIC_SEQ_CST);
     }
 }
 
-static inline void shm_event_set(struct shm_event *e)
+/* Signals: 0, or EINVAL (the signal or the mode is impossible; nothing is written). */
+static inline int shm_event_set(struct shm_event *e)
 {
-    if (__atomic_exchange_n(&e->signalled, 1, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&e->waiters, __ATOMIC_SEQ_CST) > 0) {
-        shm_futex(&e->signalled, FUTEX_WAKE, e->manual_reset ? INT_MAX : 1);
+    uint32_t manual = __atomic_load_n(&e->manual_reset, __ATOMIC_ACQUIRE);
+    uint32_t signalled = __atomic_load_n(&e->signalled, __ATOMIC_SEQ_CST);
+    if (manual > 1) return EINVAL;
+    do {
+        if (signalled > 1) return EINVAL;
+        if (signalled == 1) return 0;
+    } while (!__atomic_compare_exchange_n(&e->signalled, &signalled, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    if (__atomic_load_n(&e->waiters, __ATOMIC_SEQ_CST) != 0) {
+        shm_futex(&e->signalled, FUTEX_WAKE, manual ? INT_MAX : 1);
     }
+    return 0;
+}
+
+#include <fcntl.h>
+
+/* The futex mutex spins briefly before it sleeps (the channel below defines the same). */
+#ifndef SHM_PAUSE
+#if defined(__x86_64__) || defined(__i386__)
+#define SHM_PAUSE() __builtin_ia32_pause()
+#else
+#define SHM_PAUSE() __asm__ volatile("yield")
+#endif
+#endif
+
+/* This thread as a futex mutex names it: tid, pid, start time; read again after a fork. */
+struct shm_thread_identity {
+    int32_t tid;
+    int32_t pid;
+    uint32_t start;
+    unsigned forks;
+    int valid;
+};
+
+static inline unsigned *shm_forks_(void)
+{
+    static unsigned forks;
+    return &forks;
+}
+
+static inline void shm_count_fork_(void) { __atomic_add_fetch(shm_forks_(), 1, __ATOMIC_RELAXED); }
+
+static inline void shm_watch_forks_(void) { pthread_atfork(NULL, NULL, shm_count_fork_); }
+
+#ifdef O_CLOEXEC
+#define SHM_O_CLOEXEC_ O_CLOEXEC
+#else
+#define SHM_O_CLOEXEC_ 0 /* strict ISO C hides it: the descriptor is closed at once anyway */
+#endif
+
+/* Reads the state (field 3) and start time (field 22) of a /proc stat file: 1, or 0 if it cannot. */
+static inline int shm_read_stat_(const char *path, char *state, uint64_t *start)
+{
+    char buffer[1024];
+    int fd = open(path, O_RDONLY | SHM_O_CLOEXEC_);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buffer[n] = 0;
+    char *at = strrchr(buffer, ')');
+    if (!at || at[1] != ' ' || !at[2]) return 0;
+    *state = at[2];
+    for (int field = 2; at && field < 22; field++) at = strchr(at + 1, ' ');
+    if (!at) return 0;
+    *start = strtoull(at + 1, NULL, 10);
+    return 1;
+}
+
+static inline const struct shm_thread_identity *shm_thread_identity(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    static SHM_THREAD_LOCAL struct shm_thread_identity self;
+    if (!self.valid || self.forks != __atomic_load_n(shm_forks_(), __ATOMIC_RELAXED)) {
+        pthread_once(&once, shm_watch_forks_); /* before the first read: a fork after it is counted */
+        char state;
+        uint64_t start = 0;
+        self.forks = __atomic_load_n(shm_forks_(), __ATOMIC_RELAXED);
+        self.tid = (int32_t)syscall(SYS_gettid);
+        self.pid = (int32_t)getpid();
+        self.start = shm_read_stat_("/proc/thread-self/stat", &state, &start) ? (uint32_t)start : 0;
+        self.valid = 1;
+    }
+    return &self;
+}
+
+/* The kernel's pid_max (tids are below it), read again when asked to refresh. */
+static inline int32_t shm_pid_max_(int refresh)
+{
+    static int32_t cached;
+    int32_t pid_max = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (pid_max == 0 || refresh) {
+        char buffer[32];
+        int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | SHM_O_CLOEXEC_);
+        ssize_t n = fd < 0 ? -1 : read(fd, buffer, sizeof buffer - 1);
+        if (fd >= 0) close(fd);
+        long value = n > 0 ? (buffer[n] = 0, strtol(buffer, NULL, 10)) : 0;
+        pid_max = value > 0 && value <= SHM_PID_MAX_LIMIT ? (int32_t)value : SHM_PID_MAX_LIMIT;
+        __atomic_store_n(&cached, pid_max, __ATOMIC_RELAXED);
+    }
+    return pid_max;
+}
+
+/* 0 only when the kernel says the thread is gone: no such thread (ESRCH), a zombie, another start time. */
+static inline int shm_thread_alive_(int32_t pid, int32_t tid, int has_start, uint32_t start)
+{
+    long probe = pid > 0 ? syscall(SYS_tgkill, pid, tid, 0) : syscall(SYS_kill, tid, 0);
+    if (probe != 0) return errno != ESRCH; /* EPERM: another user's, alive */
+    char path[64], state = 0;
+    uint64_t started = 0;
+    if (pid > 0) snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    else snprintf(path, sizeof path, "/proc/%d/stat", (int)tid);
+    if (!shm_read_stat_(path, &state, &started)) return 1; /* hidden: no proof of death */
+    if (state == 'Z' || state == 'X') return 0;
+    return !has_start || start == 0 || (uint32_t)started == start;
+}
+
+static inline uint32_t shm_fm_next_(uint32_t word) { return ((word & SHM_FM_GENERATION) + SHM_FM_GENERATION_UNIT) & SHM_FM_GENERATION; }
+
+static inline void shm_fm_own_(struct shm_futex_mutex *m, const struct shm_thread_identity *self, uint32_t taken)
+{
+    __atomic_store_n(&m->owner_pid, self->pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->owner, (uint64_t)taken | ((uint64_t)self->start << 32), __ATOMIC_RELEASE);
+}
+
+/* 1 if the owner named by `word` is dead, 0 if it lives, or -EDEADLK (this thread holds it), -EINVAL. */
+static inline int shm_fm_owner_dead_(struct shm_futex_mutex *m, const struct shm_thread_identity *self, uint32_t word)
+{
+    uint32_t held = word & ~SHM_FM_SLEEPERS, tid = word & SHM_FM_TID;
+    uint64_t owner = __atomic_load_n(&m->owner, __ATOMIC_ACQUIRE);
+    int described = (uint32_t)owner == held;
+    uint32_t start = (uint32_t)(owner >> 32);
+    if (tid == (uint32_t)self->tid) {
+        if (!described) return -EINVAL;
+        return start == self->start ? -EDEADLK : 1; /* else a thread that had this tid before */
+    }
+    if (!described) return !shm_thread_alive_(0, (int32_t)tid, 0, 0);
+    int32_t pid = __atomic_load_n(&m->owner_pid, __ATOMIC_RELAXED);
+    if (pid <= 0 || (pid >= shm_pid_max_(0) && pid >= shm_pid_max_(1))) return -EINVAL;
+    return !shm_thread_alive_(pid, (int32_t)tid, 1, start);
+}
+
+static inline int64_t shm_monotonic_ns_(void)
+{
+    struct timespec now;
+#ifdef CLOCK_MONOTONIC
+    clock_gettime(CLOCK_MONOTONIC, &now);
+#else
+    syscall(SYS_clock_gettime, 1 /* CLOCK_MONOTONIC */, &now);
+#endif
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* Locks, waiting until `limit` (CLOCK_MONOTONIC ns; INT64_MAX: for ever). Returns what the public functions do. */
+static inline int shm_fm_lock_until_(struct shm_futex_mutex *m, int64_t limit, int busy)
+{
+    const struct shm_thread_identity *self = shm_thread_identity();
+    uint32_t word = __atomic_load_n(&m->word, __ATOMIC_ACQUIRE);
+    if ((word & (SHM_FM_TID | SHM_FM_SLEEPERS)) == 0) {
+        uint32_t taken = shm_fm_next_(word) | (uint32_t)self->tid;
+        if (__atomic_compare_exchange_n(&m->word, &word, taken, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            shm_fm_own_(m, self, taken);
+            return 0;
+        }
+    }
+    int slept = 0, spins = 0;
+    uint32_t watched = 0;
+    int64_t next_check = 0;
+    for (;;) {
+        word = __atomic_load_n(&m->word, __ATOMIC_ACQUIRE);
+        uint32_t tid = word & SHM_FM_TID;
+        if (tid == 0) {
+            if (word & SHM_FM_SLEEPERS) return EINVAL; /* free, yet sleepers: impossible */
+            uint32_t taken = shm_fm_next_(word) | (uint32_t)self->tid | (slept ? SHM_FM_SLEEPERS : 0);
+            if (__atomic_compare_exchange_n(&m->word, &word, taken, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                shm_fm_own_(m, self, taken & ~SHM_FM_SLEEPERS);
+                return 0;
+            }
+            continue;
+        }
+        if ((int32_t)tid >= shm_pid_max_(0) && (int32_t)tid >= shm_pid_max_(1)) return EINVAL;
+        int64_t now = shm_monotonic_ns_();
+        uint32_t held = word & ~SHM_FM_SLEEPERS;
+        if (held != watched) {
+            watched = held;
+            next_check = now + 10000000; /* 10 ms */
+        }
+        if (tid == (uint32_t)self->tid || now >= next_check || now >= limit) {
+            int dead = shm_fm_owner_dead_(m, self, word);
+            if (dead == -EDEADLK && busy) return EBUSY; /* as pthread_mutex_trylock on an error-checking mutex */
+            if (dead < 0) return -dead;
+            if (dead) {
+                uint32_t taken = shm_fm_next_(word) | (uint32_t)self->tid | SHM_FM_SLEEPERS;
+                if (__atomic_compare_exchange_n(&m->word, &word, taken, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                    shm_fm_own_(m, self, taken & ~SHM_FM_SLEEPERS);
+                    return EOWNERDEAD;
+                }
+                continue;
+            }
+            if (now >= limit) return busy ? EBUSY : ETIMEDOUT;
+            next_check = now + 100000000; /* 100 ms */
+        }
+        if (spins < 100) {
+            spins++;
+            SHM_PAUSE();
+            continue;
+        }
+        if (!(word & SHM_FM_SLEEPERS)) {
+            uint32_t seen = word;
+            if (!__atomic_compare_exchange_n(&m->word, &seen, word | SHM_FM_SLEEPERS, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+        }
+        slept = 1;
+        int64_t until = limit < next_check ? limit : next_check;
+        struct timespec at = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+        syscall(SYS_futex, &m->word, FUTEX_WAIT_BITSET, word | SHM_FM_SLEEPERS, &at, NULL, FUTEX_BITSET_MATCH_ANY);
+    }
+}
+
+/*
+ * Locks: 0; EOWNERDEAD if the previous owner died holding it (this thread owns it now: repair the
+ * data, then unlock); EDEADLK if this thread holds it; EINVAL if a shared word is impossible.
+ */
+static inline int shm_futex_mutex_lock(struct shm_futex_mutex *m) { return shm_fm_lock_until_(m, INT64_MAX, 0); }
+
+/* As shm_futex_mutex_lock, but EBUSY at once if a live owner (this thread included) holds it; finding it held costs a look at the owner. */
+static inline int shm_futex_mutex_trylock(struct shm_futex_mutex *m) { return shm_fm_lock_until_(m, 0, 1); }
+
+/* As shm_futex_mutex_lock, but ETIMEDOUT after `timeout_ns` nanoseconds. */
+static inline int shm_futex_mutex_timedlock(struct shm_futex_mutex *m, int64_t timeout_ns)
+{
+    return shm_fm_lock_until_(m, shm_monotonic_ns_() + (timeout_ns < 0 ? 0 : timeout_ns), 0);
+}
+
+/* Unlocks: 0; EPERM if this thread does not own it; EINVAL if the word or record changed under it (nothing is written). */
+static inline int shm_futex_mutex_unlock(struct shm_futex_mutex *m)
+{
+    const struct shm_thread_identity *self = shm_thread_identity();
+    uint32_t word = __atomic_load_n(&m->word, __ATOMIC_ACQUIRE);
+    if ((word & SHM_FM_TID) != (uint32_t)self->tid) return EPERM;
+    uint32_t held = word & ~SHM_FM_SLEEPERS;
+    uint64_t owner = __atomic_load_n(&m->owner, __ATOMIC_ACQUIRE);
+    if ((uint32_t)owner != held) return EINVAL;
+    if ((uint32_t)(owner >> 32) != self->start) return EPERM;
+    while (!__atomic_compare_exchange_n(&m->word, &word, word & SHM_FM_GENERATION, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        if ((word & ~SHM_FM_SLEEPERS) != held) return EINVAL;
+    }
+    if (word & SHM_FM_SLEEPERS) shm_futex(&m->word, FUTEX_WAKE, 1);
+    return 0;
 }
 
 /*

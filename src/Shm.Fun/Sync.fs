@@ -25,6 +25,17 @@ module Sync =
     let openMutex (region: SharedRegion) (offset: int64) : Shm<SharedMutex> =
         fun scope -> scoped scope (SharedMutex.Open(region, offset))
 
+    /// <summary>
+    /// Creates a futex mutex at <paramref name="offset"/> (64 zeroed bytes, 8-byte aligned): no pointers
+    /// in shared memory, for processes that do not trust each other (see <c>SharedFutexMutex</c>).
+    /// </summary>
+    let createFutexMutex (region: SharedRegion) (offset: int64) : Shm<SharedFutexMutex> =
+        fun scope -> scoped scope (SharedFutexMutex.Create(region, offset))
+
+    /// <summary>Opens the futex mutex another process created at <paramref name="offset"/>.</summary>
+    let openFutexMutex (region: SharedRegion) (offset: int64) : Shm<SharedFutexMutex> =
+        fun scope -> scoped scope (SharedFutexMutex.Open(region, offset))
+
     /// <summary>Creates a counting semaphore holding <paramref name="initialCount"/>.</summary>
     let createSemaphore (region: SharedRegion) (offset: int64) (initialCount: int) : Shm<SharedSemaphore> =
         fun scope -> scoped scope (SharedSemaphore.Create(region, offset, initialCount))
@@ -79,17 +90,13 @@ module Sync =
             scope.Add(r, r)
             r
 
-    /// <summary>
-    /// Runs <paramref name="f"/> with <paramref name="mutex"/> locked and unlocks it, whatever
-    /// <paramref name="f"/> does. If the previous owner died holding the mutex, <paramref name="f"/>
-    /// does not run: the mutex is made consistent and unlocked, and <c>AbandonedMutexException</c>
-    /// reaches the caller, who decides how to repair the data it guards.
-    /// </summary>
-    let locked (mutex: SharedMutex) (f: unit -> 'T) : 'T =
+    // Lock, run, unlock: on a dead owner, unlock and raise instead of running f on half-updated data.
+    // Inline, so no closure is allocated per call (forked children lock in a no-GC budget).
+    let inline private lockedWith (lock: unit -> unit) (unlock: unit -> unit) (f: unit -> 'T) : 'T =
         try
-            mutex.Lock() |> ignore
+            lock ()
         with :? AbandonedMutexException ->
-            mutex.Unlock()
+            unlock ()
             reraise ()
 
         // Not try/finally: an Unlock that throws must not replace the exception f threw.
@@ -98,11 +105,27 @@ module Sync =
                 f ()
             with cause ->
                 try
-                    mutex.Unlock()
+                    unlock ()
                 with failure ->
                     Scope.AddSuppressed(cause, [ failure ])
 
                 reraise ()
 
-        mutex.Unlock()
+        unlock ()
         result
+
+    /// <summary>
+    /// Runs <paramref name="f"/> with <paramref name="mutex"/> locked and unlocks it, whatever
+    /// <paramref name="f"/> does. If the previous owner died holding the mutex, <paramref name="f"/>
+    /// does not run: the mutex is made consistent and unlocked, and <c>AbandonedMutexException</c>
+    /// reaches the caller, who decides how to repair the data it guards.
+    /// </summary>
+    let locked (mutex: SharedMutex) (f: unit -> 'T) : 'T =
+        lockedWith (fun () -> mutex.Lock() |> ignore) (fun () -> mutex.Unlock()) f
+
+    /// <summary>
+    /// <see cref="locked"/> for a <c>SharedFutexMutex</c>: runs <paramref name="f"/> under it; on a dead
+    /// owner, unlocks it and raises <c>AbandonedMutexException</c> instead of running <paramref name="f"/>.
+    /// </summary>
+    let lockedFutex (mutex: SharedFutexMutex) (f: unit -> 'T) : 'T =
+        lockedWith (fun () -> mutex.Lock() |> ignore) (fun () -> mutex.Unlock()) f

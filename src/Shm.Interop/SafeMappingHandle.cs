@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Threading;
 
 namespace Shm.Interop;
 
@@ -11,13 +12,46 @@ namespace Shm.Interop;
 /// </summary>
 public sealed class SafeMappingHandle : SafeBuffer
 {
+    private volatile bool _disposed;
+    private volatile bool _watched;
+
     internal SafeMappingHandle()
         : base(ownsHandle: true) { }
+
+    /// <summary>
+    /// True once <see cref="SafeHandle.Dispose()"/> ran, even while references (a primitive, a pending
+    /// wait) keep the range mapped: <see cref="SafeHandle.IsClosed"/> turns true only at the munmap.
+    /// </summary>
+    internal bool IsDisposed => _disposed;
+
+    /// <summary>
+    /// Set once an asynchronous wait holds this mapping: only then does disposing it concern the futex
+    /// watcher. Returns <see cref="IsDisposed"/> read after it (with <see cref="Dispose(bool)"/>'s
+    /// order, one of the two sees the other).
+    /// </summary>
+    internal bool MarkWatched()
+    {
+        _watched = true;
+        Interlocked.MemoryBarrier();
+        return _disposed;
+    }
 
     internal void Attach(nint address, nuint length)
     {
         SetHandle(address);
         Initialize(length);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        _disposed = true;
+        Interlocked.MemoryBarrier();
+        base.Dispose(disposing);
+        if (disposing && _watched)
+        {
+            FutexWatcher.MappingDisposed(this); // pending asynchronous waits let go of the range, so it is unmapped now
+        }
     }
 
     /// <inheritdoc/>

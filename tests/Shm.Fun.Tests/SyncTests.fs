@@ -71,6 +71,66 @@ let tests =
                 Expect.equal outcome ("abandoned", "ran") "told once, then normal"
             }
 
+            test "children counting with Sync.lockedFutex under a futex mutex lose no increment" {
+                let total =
+                    shm {
+                        let! data = region 4096
+                        let! mutex = Sync.createFutexMutex data 0L
+
+                        let! kids =
+                            Child.children 3 (fun _ ->
+                                for _ in 1..20_000 do
+                                    Sync.lockedFutex mutex (fun () ->
+                                        data.Write(64L, data.Read<int64> 64L + 1L))
+
+                                0)
+
+                        kids |> Seq.iter (Kernel.waitOrFail >> ignore)
+                        return data.Read<int64> 64L
+                    }
+                    |> Shm.run
+
+                Expect.equal total 60_000L "3 x 20,000"
+            }
+
+            test "Sync.lockedFutex reports a dead owner once and leaves the futex mutex usable" {
+                let outcome =
+                    shm {
+                        let! data = region 4096
+                        let! mutex = Sync.createFutexMutex data 0L
+                        let! opened = Sync.openFutexMutex data 0L
+
+                        let! holder =
+                            Child.fork (fun () ->
+                                mutex.Lock() |> ignore
+                                data.Write(64L, 1)
+
+                                while true do
+                                    Thread.SpinWait 1000
+
+                                0)
+
+                        Expect.isTrue
+                            (SpinWait.SpinUntil((fun () -> data.Read<int> 64L = 1), TimeSpan.FromSeconds 30.0))
+                            "the child held the mutex"
+
+                        holder.Signal Native.SIGKILL
+                        Kernel.waitOrFail holder |> ignore
+
+                        let first =
+                            try
+                                Sync.lockedFutex opened (fun () -> "ran")
+                            with :? AbandonedMutexException ->
+                                "abandoned"
+
+                        let second = Sync.lockedFutex mutex (fun () -> "ran")
+                        return first, second
+                    }
+                    |> Shm.run
+
+                Expect.equal outcome ("abandoned", "ran") "told once, then normal"
+            }
+
             test "a primitive released by its scope no longer holds the region's mapping" {
                 let mutable mappedInside = false
                 let mutable at = 0n

@@ -301,6 +301,49 @@ public sealed class SyncTests : IDisposable
     }
 
 
+    /// <summary>Before the fix shm_semaphore_post returned nothing and took the count past its maximum, the state that made .NET waits spin.</summary>
+    [Fact]
+    public void C_posts_to_a_full_semaphore_are_refused_and_C_calls_refuse_impossible_shared_values()
+    {
+        string name = _shm.UniqueName();
+        using var region = SharedRegion.CreateNamed(name, 4096);
+        using var full = SharedSemaphore.Create(region, 0, initialCount: 2, maximumCount: 2);
+        using var corrupt = SharedSemaphore.Create(region, 64, initialCount: 0, maximumCount: 2);
+        using var signal = SharedEvent.Create(region, 128, EventResetMode.AutoReset);
+        region.Write(64 + 8, 7); // a count past the maximum
+        region.Write(128 + 8, 2); // a signal other than 0 or 1
+        string program = Sources.CompileC("semaphore-checks", CChecks);
+
+        using Child c = Child.Spawn(program, ["/" + name]);
+        ChildExit exit = c.WaitOrFail();
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.Equal(2, full.CurrentCount);
+        Assert.Equal(7, region.Read<int>(64 + 8)); // refused, not repaired
+        Assert.Equal(2, region.Read<int>(128 + 8));
+    }
+
+    private const string CChecks = """
+        #include <shm/shm.h>
+        #include <fcntl.h>
+        #include <stdio.h>
+        #include <sys/mman.h>
+
+        int main(int argc, char **argv)
+        {
+            if (argc != 2) return 2;
+            int fd = shm_open(argv[1], O_RDWR, 0);
+            if (fd < 0) { perror("shm_open"); return 2; }
+            char *base = (char *)mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (base == MAP_FAILED) { perror("mmap"); return 2; }
+            struct shm_semaphore *full = (struct shm_semaphore *)base, *corrupt = (struct shm_semaphore *)(base + 64);
+            struct shm_event *signal = (struct shm_event *)(base + 128);
+            int post = shm_semaphore_post(full), bad_post = shm_semaphore_post(corrupt), bad_wait = shm_semaphore_wait(corrupt), bad_set = shm_event_set(signal);
+            printf("post to a full semaphore: %d; post, wait on a count past the maximum: %d, %d; set of a signal of 2: %d\n", post, bad_post, bad_wait, bad_set);
+            return post == EOVERFLOW && bad_post == EINVAL && bad_wait == EINVAL && bad_set == EINVAL ? 0 : 3;
+        }
+        """;
+
     private const string CCounter = """
         #include <shm/shm.h>
         #include <fcntl.h>

@@ -33,6 +33,9 @@ public static partial class Program
         "channel-writer" => ChannelWriter(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "hold" => Hold(args[1..], nonDumpable: false),
         "hold-nondumpable" => Hold(args[1..], nonDumpable: true),
+        "sync-victim" => AsyncVictim(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture)),
+        "await-dead-reader" => AwaitDeadReader(long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
+        "watcher-polling" => WatcherPolling(),
         _ => Unexpected,
     };
 

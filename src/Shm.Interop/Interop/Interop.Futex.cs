@@ -1,3 +1,4 @@
+using System;
 using System.Runtime.InteropServices;
 
 namespace Shm.Interop;
@@ -8,6 +9,9 @@ internal static partial class Libc
 {
     private const long SYS_futex_waitv = 449;
     private const uint FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF;
+
+    internal const int EFAULT = 14;
+    internal const int ENOSYS = 38;
 
     /// <summary>futex_waitv's per-word flag for a 32-bit word.</summary>
     internal const uint FUTEX2_SIZE_U32 = 0x02;
@@ -33,6 +37,14 @@ internal static partial class Libc
     {
         long result = syscall(SYS_futex, (nint)word, FUTEX_WAIT_BITSET, expected, (nint)deadline, 0, unchecked((nint)FUTEX_BITSET_MATCH_ANY));
         return result == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>The absolute CLOCK_MONOTONIC time of <paramref name="timestamp"/>, a <see cref="System.Diagnostics.Stopwatch"/> timestamp (in the past: now).</summary>
+    internal static TimeSpec DeadlineAt(long timestamp)
+    {
+        long remaining = timestamp - System.Diagnostics.Stopwatch.GetTimestamp();
+        double seconds = remaining <= 0 ? 0 : remaining / (double)System.Diagnostics.Stopwatch.Frequency;
+        return DeadlineOn(CLOCK_MONOTONIC, seconds >= TimeSpan.MaxValue.TotalSeconds / 2 ? TimeSpan.FromDays(365) : TimeSpan.FromSeconds(seconds));
     }
 
     /// <summary>Wakes up to <paramref name="count"/> waiters on the shared futex <paramref name="word"/>.</summary>

@@ -43,15 +43,21 @@ public sealed unsafe class SharedCondition : SharedPrimitive
     {
         ArgumentNullException.ThrowIfNull(mutex);
         ThrowIfDisposed();
-        Libc.TimeSpec? deadline = DeadlineFor(timeout);
+        long deadline = Child.Deadline(timeout);
         int sequence = Volatile.Read(ref Words[SequenceWord]);
-        Interlocked.Increment(ref Words[WaitersWord]);
+        int waiters = Interlocked.Increment(ref Words[WaitersWord]);
         bool signalled;
         try
         {
+            if (waiters <= 0)
+            {
+                throw Corrupted("waiter count", WaitersWord, waiters - 1, "0 or more"); // still holding the mutex, as on entry
+            }
             mutex.Unlock();
-            Libc.TimeSpec until = deadline.GetValueOrDefault();
-            signalled = Libc.FutexWaitUntil(&Words[SequenceWord], sequence, deadline is null ? null : &until) != Libc.ETIMEDOUT;
+            // One sleep, no loop: any change of the sequence (or a spurious wake) returns, as a
+            // condition variable may; the caller's loop checks its condition under the mutex.
+            SleepWhile(&Words[SequenceWord], sequence, deadline);
+            signalled = Volatile.Read(ref Words[SequenceWord]) != sequence || System.Diagnostics.Stopwatch.GetTimestamp() < deadline;
         }
         finally
         {
@@ -71,9 +77,11 @@ public sealed unsafe class SharedCondition : SharedPrimitive
     {
         ThrowIfDisposed();
         Interlocked.Increment(ref Words[SequenceWord]);
-        if (Volatile.Read(ref Words[WaitersWord]) > 0)
+        // A negative waiter count is impossible; waking everyone is the safe answer to it.
+        int waiters = Volatile.Read(ref Words[WaitersWord]);
+        if (waiters != 0)
         {
-            Libc.FutexWake(&Words[SequenceWord], count);
+            Libc.FutexWake(&Words[SequenceWord], waiters < 0 ? int.MaxValue : count);
         }
     }
 }

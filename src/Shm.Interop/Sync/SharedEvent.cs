@@ -10,6 +10,12 @@ namespace Shm.Interop;
 /// like <see cref="EventWaitHandle"/>, which .NET cannot share between processes on Linux.
 /// <see cref="WaitAsync(TimeSpan, CancellationToken)"/> holds no thread while it waits.
 /// </summary>
+/// <remarks>
+/// Layout after the header: the signal (0 or 1), the number of waiters, the mode (0 auto-reset, 1
+/// manual-reset). Every operation reads the shared words once and checks them: any other signal or
+/// mode, or a negative waiter count, is reported as <see cref="SharedMemoryCorruptedException"/>
+/// (nothing is written), and waits still end by their timeout.
+/// </remarks>
 public sealed unsafe class SharedEvent : SharedPrimitive
 {
     private const int SignalledWord = 2;
@@ -45,26 +51,46 @@ public sealed unsafe class SharedEvent : SharedPrimitive
     public static SharedEvent Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout, null);
 
     /// <summary>Auto-reset or manual-reset, as created.</summary>
-    public EventResetMode Mode => (EventResetMode)Words[ModeWord];
+    /// <exception cref="SharedMemoryCorruptedException">The shared mode word is neither.</exception>
+    public EventResetMode Mode => ReadMode();
 
     /// <summary>True while signalled.</summary>
-    public bool IsSet => Volatile.Read(ref Words[SignalledWord]) != 0;
+    /// <exception cref="SharedMemoryCorruptedException">The shared signal is neither 0 nor 1.</exception>
+    public bool IsSet => ReadSignal() != 0;
 
     /// <summary>Signals: one waiter passes (auto-reset) or all do until <see cref="Reset"/> (manual-reset).</summary>
+    /// <exception cref="SharedMemoryCorruptedException">The shared mode or signal is impossible (nothing is written).</exception>
     public void Set()
     {
         ThrowIfDisposed();
-        if (Interlocked.Exchange(ref Words[SignalledWord], 1) == 0 && Volatile.Read(ref Words[WaitersWord]) > 0)
+        EventResetMode mode = ReadMode();
+        while (true)
         {
-            Libc.FutexWake(&Words[SignalledWord], Mode == EventResetMode.AutoReset ? 1 : int.MaxValue);
+            if (ReadSignal() != 0)
+            {
+                return; // already set: its waiters were woken by whoever set it
+            }
+            if (Interlocked.CompareExchange(ref Words[SignalledWord], 1, 0) == 0)
+            {
+                break;
+            }
+        }
+        // A negative waiter count is impossible; waking everyone is the safe answer to it.
+        int waiters = Volatile.Read(ref Words[WaitersWord]);
+        if (waiters != 0)
+        {
+            Libc.FutexWake(&Words[SignalledWord], mode == EventResetMode.AutoReset && waiters > 0 ? 1 : int.MaxValue);
         }
     }
 
     /// <summary>Clears the signal.</summary>
+    /// <exception cref="SharedMemoryCorruptedException">The shared signal is impossible (nothing is written).</exception>
     public void Reset()
     {
         ThrowIfDisposed();
-        Volatile.Write(ref Words[SignalledWord], 0);
+        while (ReadSignal() != 0 && Interlocked.CompareExchange(ref Words[SignalledWord], 0, 1) != 1)
+        {
+        }
     }
 
     /// <summary>Waits, as long as it takes.</summary>
@@ -106,14 +132,42 @@ public sealed unsafe class SharedEvent : SharedPrimitive
     public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        DeadlineFor(timeout);
+        Child.Deadline(timeout);
         return FutexWatcher.Wait(this, Region.SafeMappingHandle, &Words[SignalledWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
     }
 
     private protected override void OnDispose() => FutexWatcher.Abandon(this);
 
-    // Auto-reset: passing consumes the signal; manual-reset: it stays.
-    private bool TryTake() => Mode == EventResetMode.AutoReset
-        ? Interlocked.CompareExchange(ref Words[SignalledWord], 0, 1) == 1
-        : Volatile.Read(ref Words[SignalledWord]) != 0;
+    private EventResetMode ReadMode()
+    {
+        int mode = Volatile.Read(ref Words[ModeWord]);
+        return mode is (int)EventResetMode.AutoReset or (int)EventResetMode.ManualReset
+            ? (EventResetMode)mode
+            : throw Corrupted("mode", ModeWord, mode, "0 (auto-reset) or 1 (manual-reset)");
+    }
+
+    private int ReadSignal()
+    {
+        int signal = Volatile.Read(ref Words[SignalledWord]);
+        return signal is 0 or 1 ? signal : throw Corrupted("signal", SignalledWord, signal, "0 or 1");
+    }
+
+    // Auto-reset: passing consumes the signal; manual-reset: it stays. False only when it was read as 0.
+    private bool TryTake()
+    {
+        EventResetMode mode = ReadMode();
+        int waiters = Volatile.Read(ref Words[WaitersWord]);
+        if (waiters < 0)
+        {
+            throw Corrupted("waiter count", WaitersWord, waiters, "0 or more");
+        }
+        while (ReadSignal() != 0)
+        {
+            if (mode == EventResetMode.ManualReset || Interlocked.CompareExchange(ref Words[SignalledWord], 0, 1) == 1)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 }

@@ -10,6 +10,13 @@ namespace Shm.Interop;
 /// <c>pthread_mutex_lock</c> (see <c>include/shm/shm.h</c>).
 /// </summary>
 /// <remarks>
+/// <para><b>For processes that trust each other.</b> glibc keeps the owner's robust-list links
+/// inside the shared <c>pthread_mutex_t</c>, and a locker's thread-local address is visible there
+/// to every process that maps the region: a peer that rewrites those bytes makes the process that
+/// unlocks (or dies holding) the mutex write a value of the peer's choosing at an address of the
+/// peer's choosing. Use it between processes you trust (your own workers, C programs you ship);
+/// between processes that do not trust each other use <see cref="SharedFutexMutex"/>, which keeps
+/// no pointer in shared memory.</para>
 /// <para><b>A dead owner.</b> When the owner dies holding the mutex (any process, <c>kill -9</c>
 /// included), the next locker gets it: the mutex is made consistent (<c>pthread_mutex_consistent</c>)
 /// and the call throws <see cref="AbandonedMutexException"/>, exactly as <see cref="WaitHandle.WaitOne()"/> on a <see cref="Mutex"/>

@@ -127,6 +127,8 @@ public abstract unsafe class SharedPrimitive : IDisposable
         Libc.FutexWake(Words, int.MaxValue);
     }
 
+    // Each pass reads the state once and checks the deadline: a peer that keeps the state at
+    // "initialising", or flips it, costs at most the timeout, never a spin.
     private void Open(PrimitiveKind kind, TimeSpan initialisationTimeout)
     {
         long deadline = Child.Deadline(initialisationTimeout);
@@ -135,9 +137,10 @@ public abstract unsafe class SharedPrimitive : IDisposable
             int state = Volatile.Read(ref Words[0]);
             if (state == Ready)
             {
-                if (Words[1] != KindWord)
+                int kindWord = Volatile.Read(ref Words[1]);
+                if (kindWord != KindWord)
                 {
-                    throw new InvalidOperationException($"Offset {Offset} holds a {Describe(Words[1])}, not a {kind} (layout version {LayoutVersion}).");
+                    throw new InvalidOperationException($"Offset {Offset} holds a {Describe(kindWord)}, not a {kind} (layout version {LayoutVersion}).");
                 }
                 return;
             }
@@ -147,13 +150,11 @@ public abstract unsafe class SharedPrimitive : IDisposable
                     ? $"No {kind} was created at offset {Offset}: the bytes are still zero. Create it first (Create or OpenOrCreate)."
                     : $"The bytes at offset {Offset} are not a Shm primitive (state 0x{state:X8}).");
             }
-            long remaining = deadline - System.Diagnostics.Stopwatch.GetTimestamp();
-            if (remaining <= 0)
+            if (System.Diagnostics.Stopwatch.GetTimestamp() >= deadline)
             {
                 throw new TimeoutException($"The {kind} at offset {Offset} was still being initialised after {initialisationTimeout.TotalSeconds:0.#} s; its creator may have died while initialising it.");
             }
-            Libc.TimeSpec until = Libc.DeadlineOn(Libc.CLOCK_MONOTONIC, TimeSpan.FromTicks((long)(remaining * (double)TimeSpan.TicksPerSecond / System.Diagnostics.Stopwatch.Frequency)));
-            Libc.FutexWaitUntil(Words, Initialising, &until);
+            SleepWhile(Words, Initialising, deadline);
         }
     }
 
@@ -179,12 +180,14 @@ public abstract unsafe class SharedPrimitive : IDisposable
     /// <summary>
     /// The blocking wait of semaphores and events: sleeps on word <paramref name="index"/> (a shared
     /// futex) while it is 0, until <paramref name="tryTake"/> succeeds, the deadline passes or the
-    /// token is cancelled (its callback wakes the word's sleepers, who look again).
+    /// token is cancelled (its callback wakes the word's sleepers, who look again). Every pass checks
+    /// the deadline, and <paramref name="tryTake"/> refuses impossible values with
+    /// <see cref="SharedMemoryCorruptedException"/>, so a word a peer keeps non-zero cannot make it spin.
     /// </summary>
     private protected bool WaitWhileZero(int index, int waitersIndex, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        Libc.TimeSpec? deadline = DeadlineFor(timeout);
+        long deadline = Child.Deadline(timeout);
         cancellationToken.ThrowIfCancellationRequested();
         if (tryTake())
         {
@@ -201,7 +204,6 @@ public abstract unsafe class SharedPrimitive : IDisposable
             : default;
         try
         {
-            Libc.TimeSpec until = deadline.GetValueOrDefault();
             while (true)
             {
                 if (tryTake())
@@ -209,10 +211,11 @@ public abstract unsafe class SharedPrimitive : IDisposable
                     return true;
                 }
                 cancellationToken.ThrowIfCancellationRequested();
-                if (Libc.FutexWaitUntil(word, 0, deadline is null ? null : &until) == Libc.ETIMEDOUT)
+                if (System.Diagnostics.Stopwatch.GetTimestamp() >= deadline)
                 {
-                    return tryTake();
+                    return false;
                 }
+                SleepWhile(word, 0, deadline);
             }
         }
         finally
@@ -220,6 +223,26 @@ public abstract unsafe class SharedPrimitive : IDisposable
             Interlocked.Decrement(ref Words[waitersIndex]);
         }
     }
+
+    /// <summary>
+    /// Sleeps while <c>*word == expected</c>, until woken or <paramref name="deadline"/> (a Stopwatch
+    /// timestamp; <see cref="long.MaxValue"/>: no limit). Returns at once if the word differs: callers
+    /// loop, reading the word again and checking the deadline each time.
+    /// </summary>
+    private protected static void SleepWhile(int* word, int expected, long deadline)
+    {
+        if (deadline == long.MaxValue)
+        {
+            Libc.FutexWaitUntil(word, expected, null);
+            return;
+        }
+        Libc.TimeSpec until = Libc.DeadlineAt(deadline);
+        Libc.FutexWaitUntil(word, expected, &until);
+    }
+
+    /// <summary>An impossible value in word <paramref name="index"/> of this primitive, for <see cref="SharedMemoryCorruptedException"/>.</summary>
+    private protected SharedMemoryCorruptedException Corrupted(string field, int index, long value, string expected) =>
+        new($"{Kind} {field}", Offset + (index * sizeof(int)), value, expected);
 
     /// <summary>The default time Open waits for a primitive another process is initialising.</summary>
     private protected static readonly TimeSpan DefaultInitialisationTimeout = TimeSpan.FromSeconds(5);
@@ -245,6 +268,9 @@ public enum PrimitiveKind
 
     /// <summary>A <see cref="SharedChannel"/>.</summary>
     SharedChannel = 5,
+
+    /// <summary>A <see cref="SharedFutexMutex"/>.</summary>
+    SharedFutexMutex = 6,
 }
 
 /// <summary>

@@ -14,6 +14,10 @@ namespace Shm.Interop;
 /// when someone sleeps), the maximum. A semaphore has no owner, so a process that dies after taking a
 /// count does not give it back: a waiter that depends on a peer should bound its wait, or cancel it
 /// when the peer ends (<see cref="Child.WaitAsync"/>).
+/// <para>Every operation reads the shared words once and checks them: a count below 0 or above the
+/// maximum, a maximum of 0 or less, or a negative waiter count (values no process following the
+/// protocol writes) is reported as <see cref="SharedMemoryCorruptedException"/>, and waits still end
+/// by their timeout.</para>
 /// </remarks>
 public sealed unsafe class SharedSemaphore : SharedPrimitive
 {
@@ -50,7 +54,8 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
     public static SharedSemaphore Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout, null);
 
     /// <summary>The count now (it may change at once).</summary>
-    public int CurrentCount => Volatile.Read(ref Words[CountWord]);
+    /// <exception cref="SharedMemoryCorruptedException">The shared count or maximum is impossible.</exception>
+    public int CurrentCount => ReadCount(ReadMaximum());
 
     /// <summary>Waits, as long as it takes.</summary>
     public void Wait() => Wait(Timeout.InfiniteTimeSpan, CancellationToken.None);
@@ -91,30 +96,33 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
     public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        DeadlineFor(timeout);
+        Child.Deadline(timeout);
         return FutexWatcher.Wait(this, Region.SafeMappingHandle, &Words[CountWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
     }
 
     /// <summary>Adds <paramref name="releaseCount"/> and wakes as many waiters; returns the count before.</summary>
     /// <param name="releaseCount">At least 1.</param>
     /// <exception cref="SemaphoreFullException">The count would pass the maximum (nothing is added).</exception>
+    /// <exception cref="SharedMemoryCorruptedException">The shared count or maximum is impossible (nothing is added).</exception>
     public int Release(int releaseCount = 1)
     {
         ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(releaseCount);
-        int maximum = Words[MaximumWord];
+        int maximum = ReadMaximum();
         while (true)
         {
-            int count = Volatile.Read(ref Words[CountWord]);
+            int count = ReadCount(maximum);
             if (count > maximum - releaseCount)
             {
                 throw new SemaphoreFullException($"Releasing {releaseCount} would take the shared semaphore past its maximum of {maximum} (it holds {count}).");
             }
             if (Interlocked.CompareExchange(ref Words[CountWord], count + releaseCount, count) == count)
             {
-                if (Volatile.Read(ref Words[WaitersWord]) > 0)
+                // A negative waiter count is impossible; waking everyone is the safe answer to it.
+                int waiters = Volatile.Read(ref Words[WaitersWord]);
+                if (waiters != 0)
                 {
-                    Libc.FutexWake(&Words[CountWord], releaseCount);
+                    Libc.FutexWake(&Words[CountWord], waiters < 0 ? int.MaxValue : releaseCount);
                 }
                 return count;
             }
@@ -123,12 +131,31 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
 
     private protected override void OnDispose() => FutexWatcher.Abandon(this);
 
+    private int ReadMaximum()
+    {
+        int maximum = Volatile.Read(ref Words[MaximumWord]);
+        return maximum > 0 ? maximum : throw Corrupted("maximum", MaximumWord, maximum, "1 or more");
+    }
+
+    private int ReadCount(int maximum)
+    {
+        int count = Volatile.Read(ref Words[CountWord]);
+        return count >= 0 && count <= maximum ? count : throw Corrupted("count", CountWord, count, $"0 to the maximum, {maximum}");
+    }
+
+    // False only when the count was read as 0; a lost race reads again (someone else took or gave).
     private bool TryTake()
     {
+        int maximum = ReadMaximum();
+        int waiters = Volatile.Read(ref Words[WaitersWord]);
+        if (waiters < 0)
+        {
+            throw Corrupted("waiter count", WaitersWord, waiters, "0 or more");
+        }
         while (true)
         {
-            int count = Volatile.Read(ref Words[CountWord]);
-            if (count <= 0)
+            int count = ReadCount(maximum);
+            if (count == 0)
             {
                 return false;
             }
