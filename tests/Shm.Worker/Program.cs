@@ -36,6 +36,7 @@ public static partial class Program
         "sync-victim" => AsyncVictim(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture)),
         "await-dead-reader" => AwaitDeadReader(long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "watcher-polling" => WatcherPolling(),
+        "dispose-under-wait" => DisposeUnderWait(args[1]),
         _ => Unexpected,
     };
 

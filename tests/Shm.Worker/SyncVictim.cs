@@ -49,6 +49,15 @@ public static class SyncVictim
 
         /// <summary>Anything else: a failure of the test.</summary>
         Failed = 15,
+
+        /// <summary><see cref="ObjectDisposedException"/>: the primitive (or its region) was disposed under the wait.</summary>
+        Disposed = 16,
+
+        /// <summary><see cref="OperationCanceledException"/>.</summary>
+        Canceled = 17,
+
+        /// <summary>The wait had not ended within the victim's own bound.</summary>
+        Hung = 18,
     }
 
     /// <summary>
@@ -65,29 +74,35 @@ public static class SyncVictim
         {
             outcome = Wait(region, primitive, asynchronous, timeout) ? Outcome.Took : Outcome.TimedOut;
         }
-        catch (Exception failure) when (Unwrap(failure) is SharedMemoryCorruptedException)
-        {
-            outcome = Outcome.Corrupted;
-        }
-        catch (Exception failure) when (Unwrap(failure) is TimeoutException)
-        {
-            outcome = Outcome.TimedOut;
-        }
-        catch (Exception failure) when (Unwrap(failure) is AbandonedMutexException)
-        {
-            outcome = Outcome.Abandoned;
-        }
-        catch (Exception failure) when (Unwrap(failure) is InvalidOperationException and not ObjectDisposedException)
-        {
-            outcome = Outcome.Refused;
-        }
         catch (Exception failure)
         {
-            Console.Error.WriteLine(failure);
-            outcome = Outcome.Failed;
+            outcome = Of(failure);
         }
         region.Write(ElapsedWord, (int)clock.ElapsedMilliseconds);
         return (int)outcome;
+    }
+
+    /// <summary>How a wait that threw <paramref name="failure"/> ended (anything unexpected is written to stderr).</summary>
+    public static Outcome Of(Exception failure)
+    {
+        switch (Unwrap(failure))
+        {
+            case SharedMemoryCorruptedException:
+                return Outcome.Corrupted;
+            case TimeoutException:
+                return Outcome.TimedOut;
+            case AbandonedMutexException:
+                return Outcome.Abandoned;
+            case ObjectDisposedException:
+                return Outcome.Disposed;
+            case OperationCanceledException:
+                return Outcome.Canceled;
+            case InvalidOperationException:
+                return Outcome.Refused;
+            default:
+                Console.Error.WriteLine(failure);
+                return Outcome.Failed;
+        }
     }
 
     private static Exception Unwrap(Exception failure) => failure is AggregateException { InnerException: Exception inner } ? inner : failure;

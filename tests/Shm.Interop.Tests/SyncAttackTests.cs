@@ -1,0 +1,95 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using Shm.TestSupport;
+using Xunit;
+using Outcome = Shm.Worker.SyncVictim.Outcome;
+
+namespace Shm.Interop.Tests;
+
+/// <summary>
+/// Attacks on the locks and signals that <see cref="HostilePeerSyncTests"/> and <see cref="FutexWatcherTests"/>
+/// do not make: each test is a proof, with real processes, of a way a peer (or the victim's own
+/// shutdown racing a peer) could crash a process that uses Shm or keep one of its waits past its bound.
+/// </summary>
+public sealed class SyncAttackTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A worker's thread blocks in a primitive; its main thread disposes the primitive and the region
+    /// (a shutdown); this process, the peer, then does what any peer may: releases, sets, broadcasts,
+    /// unlocks, or nothing (the futex mutex's waiter wakes by itself to look at the owner), and for
+    /// semaphore-cancel the worker cancels the wait's token. The blocked thread must end with
+    /// <see cref="ObjectDisposedException"/> and the worker must exit normally.
+    /// </summary>
+    /// <remarks>
+    /// Before the fix, disposing the region unmapped the word under the sleeping thread: the peer's wake
+    /// (or the futex mutex's next look) made it read the unmapped word and the worker died by SIGSEGV;
+    /// with semaphore-cancel the cancellation's wake hit the unmapped address (EFAULT), woke nobody, and
+    /// the wait outlived its cancellation (Hung).
+    /// </remarks>
+    [Theory]
+    [InlineData("semaphore")]
+    [InlineData("semaphore-cancel")]
+    [InlineData("event")]
+    [InlineData("condition")]
+    [InlineData("futex-mutex")]
+    [InlineData("mutex")]
+    public void Disposing_a_primitive_and_its_region_under_a_blocked_thread_ends_its_wait_with_ObjectDisposedException_never_a_crash(string primitive)
+    {
+        using var region = SharedRegion.CreateMemfd("dispose-under-wait", 4096);
+        List<IDisposable> held = [];
+        try
+        {
+            Action wake = Prepare(region, primitive, held);
+            using Child victim = Worker.Spawn(["dispose-under-wait", primitive], region);
+            Assert.True(SpinWait.SpinUntil(() => region.Read<int>(Shm.Worker.Program.DisposePhaseWord) == 2 || victim.Wait(TimeSpan.Zero) is not null, Bound),
+                $"the victim never disposed under its blocked thread: {Native.Describe(victim.Pid)}");
+            wake();
+            ChildExit exit = victim.WaitOrFail(Bound);
+
+            Assert.True(exit.Signal is null, $"{primitive}: the victim died by signal {exit.Signal}: its blocked thread touched the unmapped primitive");
+            Assert.Equal(Outcome.Disposed, (Outcome)exit.ExitCode!.Value);
+        }
+        finally
+        {
+            for (int i = held.Count - 1; i >= 0; i--)
+            {
+                held[i].Dispose(); // a held lock before its primitive
+            }
+        }
+    }
+
+    /// <summary>Creates the primitive (and, for a lock, holds it on this thread); returns the peer's move once the victim has disposed.</summary>
+    private static Action Prepare(SharedRegion region, string primitive, List<IDisposable> held)
+    {
+        long at = Shm.Worker.SyncVictim.PrimitiveOffset;
+        switch (primitive)
+        {
+            case "semaphore" or "semaphore-cancel":
+                var semaphore = SharedSemaphore.Create(region, at, 0);
+                held.Add(semaphore);
+                return primitive == "semaphore" ? () => semaphore.Release() : () => { };
+            case "event":
+                var signal = SharedEvent.Create(region, at, EventResetMode.AutoReset);
+                held.Add(signal);
+                return signal.Set;
+            case "condition":
+                var condition = SharedCondition.Create(region, at);
+                held.Add(condition);
+                held.Add(SharedMutex.Create(region, Shm.Worker.SyncVictim.MutexOffset));
+                return condition.Broadcast;
+            case "futex-mutex":
+                var futexMutex = SharedFutexMutex.Create(region, at);
+                held.Add(futexMutex);
+                held.Add(futexMutex.Lock()); // released last: the victim's thread waits on a live owner
+                return () => { };
+            default:
+                var mutex = SharedMutex.Create(region, at);
+                held.Add(mutex);
+                mutex.Lock();
+                return mutex.Unlock;
+        }
+    }
+}
