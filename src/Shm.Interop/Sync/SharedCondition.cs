@@ -44,6 +44,7 @@ public sealed unsafe class SharedCondition : SharedPrimitive
         ArgumentNullException.ThrowIfNull(mutex);
         ThrowIfDisposed();
         long deadline = Child.Deadline(timeout);
+        PinMapping(); // the sleep below outlasts a Dispose of this object and its region: the words stay mapped until it has left
         int sequence = Volatile.Read(ref Words[SequenceWord]);
         int waiters = Interlocked.Increment(ref Words[WaitersWord]);
         bool signalled;
@@ -62,6 +63,7 @@ public sealed unsafe class SharedCondition : SharedPrimitive
         finally
         {
             Interlocked.Decrement(ref Words[WaitersWord]);
+            UnpinMapping();
         }
         mutex.Lock();
         return signalled;

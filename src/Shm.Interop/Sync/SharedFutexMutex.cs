@@ -196,68 +196,86 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
     /// <summary>
     /// Waits for the word to be free, in slices, looking at the owner now and then; false at the
     /// deadline. Held by this thread: <see cref="LockRecursionException"/>, or false when <paramref name="trying"/>.
+    /// Once it sleeps the memory stays mapped, and a slice that ends after this object was disposed
+    /// throws <see cref="ObjectDisposedException"/>.
     /// </summary>
     private bool LockSlowly(ThreadIdentity.Self self, long deadline, bool trying)
     {
-        bool slept = false;
+        bool slept = false, pinned = false;
         int spins = 0;
         int watched = 0;
         long nextCheck = 0;
-        while (true)
+        try
         {
-            int word = Volatile.Read(ref *Word);
-            int owner = word & TidMask;
-            if (owner == 0)
+            while (true)
             {
-                if (word < 0)
+                int word = Volatile.Read(ref *Word);
+                int owner = word & TidMask;
+                if (owner == 0)
                 {
-                    throw Corrupted("lock word", LockWord, word, "no sleepers bit (bit 31) while the mutex is free");
+                    if (word < 0)
+                    {
+                        throw Corrupted("lock word", LockWord, word, "no sleepers bit (bit 31) while the mutex is free");
+                    }
+                    // One who slept keeps the sleepers bit: others may still sleep.
+                    int taken = NextGeneration(word) | self.Tid | (slept ? Sleepers : 0);
+                    if (Interlocked.CompareExchange(ref *Word, taken, word) == word)
+                    {
+                        Own(self, taken & ~Sleepers);
+                        return true;
+                    }
+                    continue;
                 }
-                // One who slept keeps the sleepers bit: others may still sleep.
-                int taken = NextGeneration(word) | self.Tid | (slept ? Sleepers : 0);
-                if (Interlocked.CompareExchange(ref *Word, taken, word) == word)
+                ValidateTid(word);
+                long now = Stopwatch.GetTimestamp();
+                int held = word & ~Sleepers;
+                if (held != watched)
                 {
-                    Own(self, taken & ~Sleepers);
-                    return true;
+                    watched = held; // a new acquisition: its owner gets the full grace before it is looked at
+                    nextCheck = now + FirstCheckTicks;
                 }
-                continue;
-            }
-            ValidateTid(word);
-            long now = Stopwatch.GetTimestamp();
-            int held = word & ~Sleepers;
-            if (held != watched)
-            {
-                watched = held; // a new acquisition: its owner gets the full grace before it is looked at
-                nextCheck = now + FirstCheckTicks;
-            }
-            if (owner == self.Tid || now >= nextCheck || now >= deadline)
-            {
-                switch (Owner(self, word))
+                if (owner == self.Tid || now >= nextCheck || now >= deadline)
                 {
-                    case Holder.Dead:
-                        TakeOver(self, word); // throws AbandonedMutexException once it owns the mutex; returns if it lost the race
-                        continue;
-                    case Holder.ThisThread:
-                        return trying ? false : throw new LockRecursionException("This thread already holds the shared futex mutex.");
+                    switch (Owner(self, word))
+                    {
+                        case Holder.Dead:
+                            TakeOver(self, word); // throws AbandonedMutexException once it owns the mutex; returns if it lost the race
+                            continue;
+                        case Holder.ThisThread:
+                            return trying ? false : throw new LockRecursionException("This thread already holds the shared futex mutex.");
+                    }
+                    if (now >= deadline)
+                    {
+                        return false;
+                    }
+                    nextCheck = now + CheckTicks;
                 }
-                if (now >= deadline)
+                if (spins < SpinLimit)
                 {
-                    return false;
+                    spins++;
+                    Thread.SpinWait(1);
+                    continue;
                 }
-                nextCheck = now + CheckTicks;
+                if (!pinned)
+                {
+                    PinMapping(); // before the first sleep: a shutdown may dispose this object and its region under it
+                    pinned = true;
+                }
+                if (word > 0 && Interlocked.CompareExchange(ref *Word, word | Sleepers, word) != word)
+                {
+                    continue;
+                }
+                slept = true;
+                SleepWhile(Word, word | Sleepers, Math.Min(deadline, nextCheck));
+                ThrowIfDisposed();
             }
-            if (spins < SpinLimit)
+        }
+        finally
+        {
+            if (pinned)
             {
-                spins++;
-                Thread.SpinWait(1);
-                continue;
+                UnpinMapping();
             }
-            if (word > 0 && Interlocked.CompareExchange(ref *Word, word | Sleepers, word) != word)
-            {
-                continue;
-            }
-            slept = true;
-            SleepWhile(Word, word | Sleepers, Math.Min(deadline, nextCheck));
         }
     }
 

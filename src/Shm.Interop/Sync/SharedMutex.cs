@@ -72,7 +72,19 @@ public sealed unsafe class SharedMutex : SharedPrimitive
         ThrowIfDisposed();
         // A try first, without a GC transition: the uncontended case never blocks.
         int error = Libc.pthread_mutex_trylock_fast(Mutex);
-        Check(error == Libc.EBUSY ? Libc.pthread_mutex_lock(Mutex) : error, "pthread_mutex_lock");
+        if (error == Libc.EBUSY)
+        {
+            PinMapping();
+            try
+            {
+                error = LeaveIfDisposed(Libc.pthread_mutex_lock(Mutex));
+            }
+            finally
+            {
+                UnpinMapping();
+            }
+        }
+        Check(error, "pthread_mutex_lock");
         return new Releaser(this);
     }
 
@@ -95,12 +107,39 @@ public sealed unsafe class SharedMutex : SharedPrimitive
             Lock();
             return true;
         }
-        if (Libc.pthread_mutex_clocklock is not null)
+        PinMapping();
+        try
         {
-            return Check(Libc.pthread_mutex_clocklock(Mutex, Libc.CLOCK_MONOTONIC, &deadline), "pthread_mutex_clocklock");
+            if (Libc.pthread_mutex_clocklock is not null)
+            {
+                return Check(LeaveIfDisposed(Libc.pthread_mutex_clocklock(Mutex, Libc.CLOCK_MONOTONIC, &deadline)), "pthread_mutex_clocklock");
+            }
+            Libc.TimeSpec wall = Libc.DeadlineOn(Libc.CLOCK_REALTIME, timeout); // glibc before 2.30
+            return Check(LeaveIfDisposed(Libc.pthread_mutex_timedlock(Mutex, &wall)), "pthread_mutex_timedlock");
         }
-        Libc.TimeSpec wall = Libc.DeadlineOn(Libc.CLOCK_REALTIME, timeout); // glibc before 2.30
-        return Check(Libc.pthread_mutex_timedlock(Mutex, &wall), "pthread_mutex_timedlock");
+        finally
+        {
+            UnpinMapping();
+        }
+    }
+
+    /// <summary>
+    /// After a blocking lock (under <see cref="SharedPrimitive.PinMapping"/>): if this object was disposed
+    /// while it waited, gives the mutex back (consistent, if its owner had died) and throws
+    /// <see cref="ObjectDisposedException"/>, rather than hand out a lock nobody can unlock through this object.
+    /// </summary>
+    private int LeaveIfDisposed(int error)
+    {
+        if (error is (0 or Libc.EOWNERDEAD) && IsDisposed)
+        {
+            if (error == Libc.EOWNERDEAD)
+            {
+                Libc.pthread_mutex_consistent(Mutex);
+            }
+            Libc.pthread_mutex_unlock(Mutex);
+            ThrowIfDisposed();
+        }
+        return error;
     }
 
     /// <summary>Unlocks.</summary>

@@ -12,10 +12,13 @@ namespace Shm.Interop;
 /// refuses bytes that are not a ready primitive of its kind, so no process ever uses a half-made one.
 /// </summary>
 /// <remarks>
-/// The object holds a reference on the region's mapping for as long as it is not disposed, so the
-/// memory cannot be unmapped under a waiting thread. Disposing it releases that reference only:
-/// the primitive itself lives as long as the memory (other processes may be using it). The layout is
-/// documented for C in <c>include/shm/shm.h</c>.
+/// The object holds a reference on the region's mapping for as long as it is not disposed, and a
+/// thread asleep in it holds one more, so the memory cannot be unmapped under a waiting thread, not
+/// even by a shutdown that disposes the object and its region while the thread still waits: that
+/// wait ends with <see cref="ObjectDisposedException"/> when it next wakes (a release, its timeout or
+/// token; a futex mutex's waiter within 100 ms), and the memory is unmapped then. Disposing it
+/// releases its own reference only: the primitive itself lives as long as the memory (other
+/// processes may be using it). The layout is documented for C in <c>include/shm/shm.h</c>.
 /// </remarks>
 public abstract unsafe class SharedPrimitive : IDisposable
 {
@@ -107,7 +110,9 @@ public abstract unsafe class SharedPrimitive : IDisposable
     {
     }
 
-    private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+    private protected bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 
     private void Create(PrimitiveKind kind, Action<nint> initialise)
     {
@@ -183,6 +188,8 @@ public abstract unsafe class SharedPrimitive : IDisposable
     /// token is cancelled (its callback wakes the word's sleepers, who look again). Every pass checks
     /// the deadline, and <paramref name="tryTake"/> refuses impossible values with
     /// <see cref="SharedMemoryCorruptedException"/>, so a word a peer keeps non-zero cannot make it spin.
+    /// Once it sleeps, the memory stays mapped (<see cref="PinMapping"/>), and a wake-up after this
+    /// object was disposed ends it with <see cref="ObjectDisposedException"/>.
     /// </summary>
     private protected bool WaitWhileZero(int index, int waitersIndex, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -198,12 +205,13 @@ public abstract unsafe class SharedPrimitive : IDisposable
             return false;
         }
         int* word = &Words[index];
+        PinMapping();
         Interlocked.Increment(ref Words[waitersIndex]);
-        using CancellationTokenRegistration wakeOnCancel = cancellationToken.CanBeCanceled
-            ? cancellationToken.UnsafeRegister(static state => Libc.FutexWake((int*)(nint)state!, int.MaxValue), (nint)word)
-            : default;
         try
         {
+            using CancellationTokenRegistration wakeOnCancel = cancellationToken.CanBeCanceled
+                ? cancellationToken.UnsafeRegister(static state => Libc.FutexWake((int*)(nint)state!, int.MaxValue), (nint)word)
+                : default;
             while (true)
             {
                 if (tryTake())
@@ -216,13 +224,31 @@ public abstract unsafe class SharedPrimitive : IDisposable
                     return false;
                 }
                 SleepWhile(word, 0, deadline);
+                ThrowIfDisposed();
             }
         }
         finally
         {
             Interlocked.Decrement(ref Words[waitersIndex]);
+            UnpinMapping();
         }
     }
+
+    /// <summary>
+    /// Holds the region's mapping for a thread about to sleep in this primitive: a shutdown may
+    /// dispose this object and its region meanwhile, and the munmap must wait until the sleeper has
+    /// woken and left (else its next look at the word, or its token's wake, reaches unmapped memory).
+    /// Taken only on the paths that sleep, so the others cost nothing more; pair with <see cref="UnpinMapping"/>.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">This object and its region were disposed already.</exception>
+    private protected void PinMapping()
+    {
+        bool added = false;
+        _region.SafeMappingHandle.DangerousAddRef(ref added);
+    }
+
+    /// <summary>Lets go of what <see cref="PinMapping"/> held: if the region was disposed meanwhile, it is unmapped now.</summary>
+    private protected void UnpinMapping() => _region.SafeMappingHandle.DangerousRelease();
 
     /// <summary>
     /// Sleeps while <c>*word == expected</c>, until woken or <paramref name="deadline"/> (a Stopwatch
