@@ -1,6 +1,9 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
 using System.Threading;
+using System.Threading.Tasks;
 using Shm.TestSupport;
 using Xunit;
 using Outcome = Shm.Worker.SyncVictim.Outcome;
@@ -59,6 +62,53 @@ public sealed class SyncAttackTests
                 held[i].Dispose(); // a held lock before its primitive
             }
         }
+    }
+
+    /// <summary>
+    /// WaitAsync on one thread, Dispose of the same primitive on another, at the same moment, many
+    /// times: once Dispose has returned, every wait that was accepted must have ended (with
+    /// <see cref="ObjectDisposedException"/>), as the watcher promises for a disposed owner; none may
+    /// stay pending for ever, holding the mapping.
+    /// </summary>
+    [Theory]
+    [InlineData("semaphore")]
+    [InlineData("event")]
+    public async Task An_asynchronous_wait_that_races_Dispose_of_its_primitive_never_stays_pending(string primitive)
+    {
+        const int Rounds = 5_000;
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using SharedPrimitive created = primitive == "semaphore" ? SharedSemaphore.Create(region, 0, 0) : SharedEvent.Create(region, 0, EventResetMode.AutoReset);
+        using var start = new Barrier(2);
+        var stranded = new List<Task<bool>>();
+        var clock = Stopwatch.StartNew();
+        int rounds = 0;
+        for (; rounds < Rounds && clock.Elapsed < TimeSpan.FromSeconds(5); rounds++)
+        {
+            SharedPrimitive opened = primitive == "semaphore" ? SharedSemaphore.Open(region, 0) : SharedEvent.Open(region, 0);
+            Task<Task<bool>?> waiting = Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait();
+                try
+                {
+                    return opened is SharedSemaphore semaphore ? semaphore.WaitAsync(Timeout.InfiniteTimeSpan) : ((SharedEvent)opened).WaitAsync(Timeout.InfiniteTimeSpan);
+                }
+                catch (ObjectDisposedException)
+                {
+                    return null; // refused at the door: Dispose came first
+                }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            start.SignalAndWait();
+            opened.Dispose();
+            if (await waiting.WaitAsync(Bound) is Task<bool> accepted && !accepted.IsCompleted)
+            {
+                stranded.Add(accepted);
+            }
+        }
+        await Task.WhenAny(Task.WhenAll(stranded), Task.Delay(TimeSpan.FromSeconds(2)));
+
+        Assert.True(stranded.TrueForAll(task => task.IsCompleted),
+            $"in {rounds} rounds, {stranded.Count(task => !task.IsCompleted)} waits accepted while their primitive was being disposed were still pending 2 s after Dispose returned");
+        Assert.All(stranded, task => Assert.IsType<ObjectDisposedException>(task.Exception?.InnerException));
     }
 
     /// <summary>Creates the primitive (and, for a lock, holds it on this thread); returns the peer's move once the victim has disposed.</summary>
