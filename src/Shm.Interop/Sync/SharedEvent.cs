@@ -129,12 +129,8 @@ public sealed unsafe class SharedEvent : SharedPrimitive
     /// </summary>
     /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
-    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        ThrowIfDisposed();
-        Child.Deadline(timeout);
-        return FutexWatcher.Wait(this, Region.SafeMappingHandle, &Words[SignalledWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
-    }
+    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        WatchWhileZero(SignalledWord, WaitersWord, TryTake, timeout, cancellationToken);
 
     private protected override void OnDispose() => FutexWatcher.Abandon(this);
 

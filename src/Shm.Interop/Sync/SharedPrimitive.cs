@@ -1,5 +1,6 @@
 using System;
 using System.Threading;
+using System.Threading.Tasks;
 
 namespace Shm.Interop;
 
@@ -232,6 +233,29 @@ public abstract unsafe class SharedPrimitive : IDisposable
             Interlocked.Decrement(ref Words[waitersIndex]);
             UnpinMapping();
         }
+    }
+
+    /// <summary>
+    /// The asynchronous wait of semaphores and events, on the futex watcher (see <see cref="WaitWhileZero"/>
+    /// for <paramref name="tryTake"/>). A Dispose that runs while the wait is being registered may look
+    /// for this object's waits (to end them) before this one is there: so once it is, disposal is
+    /// looked at again, and the wait ended then if need be. With a full fence on each side (Dispose's
+    /// exchange, the barrier here), one of the two sees the other.
+    /// </summary>
+    private protected Task<bool> WatchWhileZero(int index, int waitersIndex, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        Child.Deadline(timeout);
+        Task<bool> waiting = FutexWatcher.Wait(this, _region.SafeMappingHandle, &Words[index], &Words[waitersIndex], tryTake, timeout, cancellationToken);
+        if (!waiting.IsCompleted)
+        {
+            Interlocked.MemoryBarrier();
+            if (IsDisposed)
+            {
+                FutexWatcher.Abandon(this);
+            }
+        }
+        return waiting;
     }
 
     /// <summary>

@@ -93,12 +93,8 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
     /// </summary>
     /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
-    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        ThrowIfDisposed();
-        Child.Deadline(timeout);
-        return FutexWatcher.Wait(this, Region.SafeMappingHandle, &Words[CountWord], &Words[WaitersWord], TryTake, timeout, cancellationToken);
-    }
+    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        WatchWhileZero(CountWord, WaitersWord, TryTake, timeout, cancellationToken);
 
     /// <summary>Adds <paramref name="releaseCount"/> and wakes as many waiters; returns the count before.</summary>
     /// <param name="releaseCount">At least 1.</param>
