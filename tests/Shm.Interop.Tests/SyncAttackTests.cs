@@ -111,6 +111,61 @@ public sealed class SyncAttackTests
         Assert.All(stranded, task => Assert.IsType<ObjectDisposedException>(task.Exception?.InnerException));
     }
 
+    /// <summary>
+    /// A thread blocks in <see cref="SharedSemaphore.Wait(CancellationToken)"/> with no timeout; a peer
+    /// wakes the count's sleepers without posting (as any peer may, and as a post another waiter
+    /// takes first does), and the token is cancelled a moment later, swept over rounds so that
+    /// some cancellations land while the woken thread is on its way back to sleep. Every wait must
+    /// end with <see cref="OperationCanceledException"/> soon after its cancellation.
+    /// </summary>
+    [Fact]
+    public unsafe void A_blocking_wait_cancelled_as_it_goes_back_to_sleep_still_ends()
+    {
+        const int Rounds = 10_000;
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using var semaphore = SharedSemaphore.Create(region, 0, 0);
+        int* count = (int*)region.DangerousGetAddress() + 2;
+        string asleep = $"{Syscalls.Futex} 0x{(nint)count:x} ";
+        var clock = Stopwatch.StartNew();
+        int rounds = 0, stranded = 0;
+        string seen = "";
+        for (; rounds < Rounds && clock.Elapsed < TimeSpan.FromSeconds(10); rounds++)
+        {
+            using var cancel = new CancellationTokenSource();
+            using var ended = new ManualResetEventSlim();
+            int tid = 0;
+            var waiter = new Thread(() =>
+            {
+                Volatile.Write(ref tid, Native.GetTid());
+                try
+                {
+                    semaphore.Wait(cancel.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                ended.Set();
+            });
+            waiter.Start();
+            Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref tid) != 0 && Syscalls.Of(tid).StartsWith(asleep, StringComparison.Ordinal), Bound), "the waiter never slept on the count");
+
+            Futex.WakeShared(count);
+            Thread.SpinWait(rounds % 400);
+            cancel.Cancel();
+
+            if (!ended.Wait(TimeSpan.FromSeconds(1)))
+            {
+                stranded++;
+                seen = Syscalls.Of(tid).Trim();
+                semaphore.Release(); // a post wakes it: it takes the count, and the next round starts clean
+                Assert.True(ended.Wait(Bound), "the stranded waiter did not take a posted count either");
+            }
+            waiter.Join();
+        }
+
+        Assert.True(stranded == 0, $"{stranded} of {rounds} cancelled waits were still asleep 1 s after their cancellation (in \"{seen}\"; the count is at 0x{(nint)count:x})");
+    }
+
     /// <summary>Creates the primitive (and, for a lock, holds it on this thread); returns the peer's move once the victim has disposed.</summary>
     private static Action Prepare(SharedRegion region, string primitive, List<IDisposable> held)
     {
@@ -140,6 +195,26 @@ public sealed class SyncAttackTests
                 held.Add(mutex);
                 mutex.Lock();
                 return mutex.Unlock;
+        }
+    }
+
+    /// <summary>What <c>/proc/self/task/TID/syscall</c> says a thread of this process is blocked in.</summary>
+    private static class Syscalls
+    {
+        /// <summary>futex(2)'s number on this architecture.</summary>
+        public static readonly int Futex = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? 98 : 202;
+
+        /// <summary>The number and arguments of the call thread <paramref name="tid"/> is in ("running" if none).</summary>
+        public static string Of(int tid)
+        {
+            try
+            {
+                return System.IO.File.ReadAllText($"/proc/self/task/{tid}/syscall");
+            }
+            catch (System.IO.IOException)
+            {
+                return "gone";
+            }
         }
     }
 }

@@ -31,6 +31,10 @@ public static partial class Native
     [LibraryImport("libc", EntryPoint = "getpid")]
     public static partial int GetPid();
 
+    /// <summary>gettid(2): the calling thread's kernel id.</summary>
+    [LibraryImport("libc", EntryPoint = "gettid")]
+    public static partial int GetTid();
+
     /// <summary>kill(2).</summary>
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
