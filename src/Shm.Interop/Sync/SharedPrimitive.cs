@@ -186,8 +186,9 @@ public abstract unsafe class SharedPrimitive : IDisposable
     /// <summary>
     /// The blocking wait of semaphores and events: sleeps on word <paramref name="index"/> (a shared
     /// futex) while it is 0, until <paramref name="tryTake"/> succeeds, the deadline passes or the
-    /// token is cancelled (its callback wakes the word's sleepers, who look again). Every pass checks
-    /// the deadline, and <paramref name="tryTake"/> refuses impossible values with
+    /// token is cancelled (its callback wakes the word's sleepers, who look again; a cancellable wait
+    /// also sleeps in slices of at most 100 ms, for a wake that came just before its sleep). Every
+    /// pass checks the deadline, and <paramref name="tryTake"/> refuses impossible values with
     /// <see cref="SharedMemoryCorruptedException"/>, so a word a peer keeps non-zero cannot make it spin.
     /// Once it sleeps, the memory stays mapped (<see cref="PinMapping"/>), and a wake-up after this
     /// object was disposed ends it with <see cref="ObjectDisposedException"/>.
@@ -224,7 +225,9 @@ public abstract unsafe class SharedPrimitive : IDisposable
                 {
                     return false;
                 }
-                SleepWhile(word, 0, deadline);
+                // The token's wake is lost if it comes between the check above and the sleep (the
+                // word did not change): a cancellable wait sleeps in slices, so it sees that within one.
+                SleepWhile(word, 0, cancellationToken.CanBeCanceled ? Math.Min(deadline, System.Diagnostics.Stopwatch.GetTimestamp() + CancellableSliceTicks) : deadline);
                 ThrowIfDisposed();
             }
         }
@@ -293,6 +296,9 @@ public abstract unsafe class SharedPrimitive : IDisposable
     /// <summary>An impossible value in word <paramref name="index"/> of this primitive, for <see cref="SharedMemoryCorruptedException"/>.</summary>
     private protected SharedMemoryCorruptedException Corrupted(string field, int index, long value, string expected) =>
         new($"{Kind} {field}", Offset + (index * sizeof(int)), value, expected);
+
+    /// <summary>The longest a cancellable blocking wait sleeps before it looks at its token again (100 ms).</summary>
+    private static readonly long CancellableSliceTicks = System.Diagnostics.Stopwatch.Frequency / 10;
 
     /// <summary>The default time Open waits for a primitive another process is initialising.</summary>
     private protected static readonly TimeSpan DefaultInitialisationTimeout = TimeSpan.FromSeconds(5);
