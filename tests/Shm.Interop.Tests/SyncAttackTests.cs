@@ -15,9 +15,13 @@ namespace Shm.Interop.Tests;
 /// do not make: each test is a proof, with real processes, of a way a peer (or the victim's own
 /// shutdown racing a peer) could crash a process that uses Shm or keep one of its waits past its bound.
 /// </summary>
-public sealed class SyncAttackTests
+public sealed class SyncAttackTests : IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    private readonly DevShm _shm = new();
+
+    public void Dispose() => _shm.Dispose();
 
     /// <summary>
     /// A worker's thread blocks in a primitive; its main thread disposes the primitive and the region
@@ -165,6 +169,122 @@ public sealed class SyncAttackTests
 
         Assert.True(stranded == 0, $"{stranded} of {rounds} cancelled waits were still asleep 1 s after their cancellation (in \"{seen}\"; the count is at 0x{(nint)count:x})");
     }
+
+    /// <summary>
+    /// This process holds a futex mutex; a waiter runs in another time namespace, whose boot-time
+    /// offset shifts every start time it reads from /proc: a .NET worker, then a C program. Each
+    /// must find the owner alive and time out. Before the fix each read the owner's start time
+    /// shifted, took the live owner for a dead thread whose tid was reused, and took the mutex
+    /// over (AbandonedMutexException, EOWNERDEAD) while it was held.
+    /// </summary>
+    [RootFact]
+    public void A_waiter_in_another_time_namespace_does_not_take_a_live_owners_futex_mutex_over()
+    {
+        string name = _shm.UniqueName();
+        using var region = SharedRegion.CreateNamed(name, 4096);
+        using var mutex = SharedFutexMutex.Create(region, Shm.Worker.SyncVictim.PrimitiveOffset);
+        string program = Sources.CompileC("timens-futex-mutex", CTimeNamespacePeer);
+        var outcomes = new List<string>();
+        foreach ((string who, string[] waiter) in new[] { (".NET", Worker.InTimeNamespace(TimeNamespaceOffset, "sync-victim", "futex-mutex", "500")), ("C", InTimeNamespace(program, "/" + name, "wait")) })
+        {
+            mutex.Lock();
+            using Child child = Child.Spawn("unshare", waiter, region);
+            ChildExit exit = child.WaitOrFail(Bound);
+            bool stillOwned = (region.Read<int>(Shm.Worker.SyncVictim.PrimitiveOffset + 8) & 0x3F_FFFF) == Native.GetTid();
+            if (stillOwned)
+            {
+                mutex.Unlock();
+            }
+            else
+            {
+                region.Write(Shm.Worker.SyncVictim.PrimitiveOffset + 8, 0); // the waiter took it over and ended holding it: free it for the next one
+            }
+            outcomes.Add($"{who} waiter: {(exit.Signal is int signal ? $"signal {signal}" : (Outcome)exit.ExitCode!.Value)}, this thread {(stillOwned ? "still owned it" : "had lost it")}");
+        }
+
+        Assert.True(outcomes.TrueForAll(outcome => outcome.EndsWith("TimedOut, this thread still owned it", StringComparison.Ordinal)), string.Join("; ", outcomes));
+    }
+
+    /// <summary>
+    /// The other way round: the owner runs in another time namespace (a .NET worker, then a C
+    /// program: each recorded its start time as it sees it), this process waits. Before the fix this
+    /// process took each live owner's mutex over.
+    /// </summary>
+    [RootFact]
+    public void An_owner_in_another_time_namespace_is_not_taken_for_dead()
+    {
+        string name = _shm.UniqueName();
+        using var region = SharedRegion.CreateNamed(name, 4096);
+        using var mutex = SharedFutexMutex.Create(region, Shm.Worker.SyncVictim.PrimitiveOffset);
+        string program = Sources.CompileC("timens-futex-mutex", CTimeNamespacePeer);
+        var outcomes = new List<string>();
+        foreach ((string who, string[] holder) in new[] { (".NET", Worker.InTimeNamespace(TimeNamespaceOffset, "hold-futex-mutex")), ("C", InTimeNamespace(program, "/" + name, "hold")) })
+        {
+            region.Write(Shm.Worker.SyncVictim.HandshakeWord, 0);
+            using Child owner = Child.Spawn("unshare", holder, region);
+            Outcome outcome;
+            try
+            {
+                Assert.True(SpinWait.SpinUntil(() => region.Read<int>(Shm.Worker.SyncVictim.HandshakeWord) == 1 || owner.Wait(TimeSpan.Zero) is not null, Bound),
+                    $"the owner never locked: {Native.Describe(owner.Pid)}");
+                try
+                {
+                    outcome = mutex.Lock(TimeSpan.FromMilliseconds(500)) ? Outcome.Took : Outcome.TimedOut;
+                }
+                catch (AbandonedMutexException)
+                {
+                    outcome = Outcome.Abandoned;
+                    mutex.Unlock();
+                }
+            }
+            finally
+            {
+                region.Write(Shm.Worker.SyncVictim.HandshakeWord, 2);
+            }
+            ChildExit exit = owner.WaitOrFail(Bound);
+            outcomes.Add($"{who} owner: this thread's lock {outcome}, the owner {(exit.Succeeded ? "held it to the end" : $"lost it ({exit})")}");
+        }
+
+        Assert.True(outcomes.TrueForAll(outcome => outcome.EndsWith("TimedOut, the owner held it to the end", StringComparison.Ordinal)), string.Join("; ", outcomes));
+    }
+
+    /// <summary>Seconds the time namespace's boot-time clock runs ahead (any offset shifts the start times read through /proc).</summary>
+    private const int TimeNamespaceOffset = 100_000;
+
+    /// <summary>unshare's arguments to run <paramref name="program"/> in a new time namespace.</summary>
+    private static string[] InTimeNamespace(string program, params string[] arguments) =>
+        ["--time", "--boottime", TimeNamespaceOffset.ToString(System.Globalization.CultureInfo.InvariantCulture), program, .. arguments];
+
+    /// <summary>
+    /// A C peer of the futex mutex at byte 64 of segment argv[1]: "wait" locks with a 500 ms timeout
+    /// (exit 11 timed out, 14 took it over from a "dead" owner, 10 got it); "hold" locks, says so
+    /// with a 1 at byte 4, holds until a 2 is there (60 s at most) and unlocks (exit 0 if that worked).
+    /// </summary>
+    private const string CTimeNamespacePeer = """
+        #include <shm/shm.h>
+        #include <fcntl.h>
+        #include <sys/mman.h>
+
+        int main(int argc, char **argv)
+        {
+            if (argc != 3) return 2;
+            int fd = shm_open(argv[1], O_RDWR, 0);
+            if (fd < 0) { perror("shm_open"); return 2; }
+            char *base = (char *)mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (base == MAP_FAILED) { perror("mmap"); return 2; }
+            struct shm_futex_mutex *m = (struct shm_futex_mutex *)(base + 64);
+            volatile int *handshake = (volatile int *)(base + 4);
+            if (!shm_is_ready(&m->header, SHM_FUTEX_MUTEX)) { fprintf(stderr, "not a ready futex mutex\n"); return 3; }
+            if (!strcmp(argv[1 + 1], "wait")) {
+                int error = shm_futex_mutex_timedlock(m, 500000000);
+                return error == ETIMEDOUT ? 11 : error == EOWNERDEAD ? 14 : error == 0 ? 10 : 15;
+            }
+            if (shm_futex_mutex_lock(m) != 0) return 4;
+            *handshake = 1;
+            for (int64_t until = shm_monotonic_ns_() + 60000000000LL; *handshake != 2 && shm_monotonic_ns_() < until;) SHM_PAUSE();
+            return shm_futex_mutex_unlock(m) == 0 ? 0 : 5;
+        }
+        """;
 
     /// <summary>Creates the primitive (and, for a lock, holds it on this thread); returns the peer's move once the victim has disposed.</summary>
     private static Action Prepare(SharedRegion region, string primitive, List<IDisposable> held)

@@ -11,6 +11,14 @@ internal static class Worker
     public static Child Spawn(string[] arguments, params SharedRegion[] inherit) =>
         Child.Spawn("dotnet", [Dll, .. arguments], inherit);
 
+    /// <summary>
+    /// unshare's arguments to run the worker in a new time namespace whose boot-time clock runs
+    /// <paramref name="boottimeOffset"/> seconds ahead (as CRIU-restored processes run): it sees every
+    /// process's start time (field 22 of /proc/PID/stat) shifted by that much. Needs root.
+    /// </summary>
+    public static string[] InTimeNamespace(int boottimeOffset, params string[] arguments) =>
+        ["--time", "--boottime", boottimeOffset.ToString(System.Globalization.CultureInfo.InvariantCulture), "dotnet", Dll, .. arguments];
+
     /// <summary>Runs the worker as pid 1 of a new pid namespace (as a container's entry point), and returns how it ended.</summary>
     public static ChildExit RunAsPidOne(params string[] arguments) => RunAsPidOne(null, arguments);
 

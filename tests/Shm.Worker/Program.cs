@@ -37,6 +37,7 @@ public static partial class Program
         "await-dead-reader" => AwaitDeadReader(long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "watcher-polling" => WatcherPolling(),
         "dispose-under-wait" => DisposeUnderWait(args[1]),
+        "hold-futex-mutex" => HoldFutexMutex(),
         _ => Unexpected,
     };
 
