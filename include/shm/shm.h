@@ -81,18 +81,19 @@ struct shm_condition {
  * holds the owner's tid (bits 0-21, 0 when free), a generation bumped by every acquisition (bits
  * 22-30) and a sleepers bit (31). After taking the word, the owner stores its pid, then `owner`: the
  * word it took (without bit 31) and the low 32 bits of its thread's start time (field 22 of
- * /proc/PID/task/TID/stat). A waiter that has seen the same acquisition for 10 ms (then every
- * 100 ms, and before a timed lock gives up) asks whether the owner thread lives: tgkill(pid, tid, 0)
- * answering ESRCH, a zombie, or another start time mean dead (EPERM or an unreadable /proc mean
- * alive); `owner` counts only when its low half equals the word. The first to see it dead takes the
- * exact word over with a compare-and-swap and owns the mutex (EOWNERDEAD). Peers must share a pid
- * namespace.
+ * /proc/PID/task/TID/stat, less the boot-time offset of the reader's own time namespace from
+ * /proc/self/timens_offsets, so peers in different time namespaces see the same value). A waiter
+ * that has seen the same acquisition for 10 ms (then every 100 ms, and before a timed lock gives up)
+ * asks whether the owner thread lives: tgkill(pid, tid, 0) answering ESRCH, a zombie, or another
+ * start time (more than one tick apart) mean dead (EPERM or an unreadable /proc mean alive); `owner`
+ * counts only when its low half equals the word. The first to see it dead takes the exact word over
+ * with a compare-and-swap and owns the mutex (EOWNERDEAD). Peers must share a pid namespace.
  */
 struct shm_futex_mutex {
     struct shm_header header;
     uint32_t word;     /* futex */
     int32_t owner_pid; /* the owner's process (tgid) */
-    uint64_t owner;    /* low 32 bits: the word its owner took, without bit 31; high 32: its start time */
+    uint64_t owner;    /* low 32 bits: the word its owner took, without bit 31; high 32: its start time (initial time namespace) */
 };
 
 #define SHM_FM_SLEEPERS 0x80000000u
@@ -201,13 +202,19 @@ static inline int shm_event_set(struct shm_event *e)
 #endif
 #endif
 
-/* This thread as a futex mutex names it: tid, pid, start time; read again after a fork. */
+/*
+ * This thread as a futex mutex names it: tid, pid, start time; read again after a fork. /proc shows
+ * start times shifted by the reader's time namespace's boot-time offset (unshare --time, CRIU), so
+ * `start` is kept as the initial namespace counts it (`offset`, this process's offset in clock ticks,
+ * taken off), and a start time read from /proc is brought back the same way before it is compared.
+ */
 struct shm_thread_identity {
     int32_t tid;
     int32_t pid;
     uint32_t start;
     unsigned forks;
     int valid;
+    int64_t offset;
 };
 
 static inline unsigned *shm_forks_(void)
@@ -245,6 +252,26 @@ static inline int shm_read_stat_(const char *path, char *state, uint64_t *start)
     return 1;
 }
 
+/* This process's boot-time offset in clock ticks, rounded down: the "boottime" line of /proc/self/timens_offsets, or 0. */
+static inline int64_t shm_boottime_offset_(void)
+{
+    char buffer[128];
+    int fd = open("/proc/self/timens_offsets", O_RDONLY | SHM_O_CLOEXEC_);
+    ssize_t n = fd < 0 ? -1 : read(fd, buffer, sizeof buffer - 1);
+    if (fd >= 0) close(fd);
+    if (n <= 0) return 0;
+    buffer[n] = 0;
+    char *at = strstr(buffer, "boottime");
+    if (!at) return 0;
+    char *end;
+    long long seconds = strtoll(at + 8, &end, 10);
+    long long nanoseconds = strtoll(end, NULL, 10);
+    long hz = sysconf(_SC_CLK_TCK);
+    int64_t tick = 1000000000 / (hz > 0 ? hz : 100);
+    int64_t offset = (int64_t)seconds * 1000000000 + nanoseconds;
+    return offset >= 0 ? offset / tick : -((tick - 1 - offset) / tick);
+}
+
 static inline const struct shm_thread_identity *shm_thread_identity(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -256,7 +283,8 @@ static inline const struct shm_thread_identity *shm_thread_identity(void)
         self.forks = __atomic_load_n(shm_forks_(), __ATOMIC_RELAXED);
         self.tid = (int32_t)syscall(SYS_gettid);
         self.pid = (int32_t)getpid();
-        self.start = shm_read_stat_("/proc/thread-self/stat", &state, &start) ? (uint32_t)start : 0;
+        self.offset = shm_boottime_offset_();
+        self.start = shm_read_stat_("/proc/thread-self/stat", &state, &start) ? (uint32_t)((int64_t)start - self.offset) : 0;
         self.valid = 1;
     }
     return &self;
@@ -279,8 +307,11 @@ static inline int32_t shm_pid_max_(int refresh)
     return pid_max;
 }
 
-/* 0 only when the kernel says the thread is gone: no such thread (ESRCH), a zombie, another start time. */
-static inline int shm_thread_alive_(int32_t pid, int32_t tid, int has_start, uint32_t start)
+/*
+ * 0 only when the kernel says the thread is gone: no such thread (ESRCH), a zombie, another start
+ * time (read here, less `offset`, the reader's boot-time offset; one tick apart counts as the same).
+ */
+static inline int shm_thread_alive_(int32_t pid, int32_t tid, int has_start, uint32_t start, int64_t offset)
 {
     long probe = pid > 0 ? syscall(SYS_tgkill, pid, tid, 0) : syscall(SYS_kill, tid, 0);
     if (probe != 0) return errno != ESRCH; /* EPERM: another user's, alive */
@@ -290,7 +321,7 @@ static inline int shm_thread_alive_(int32_t pid, int32_t tid, int has_start, uin
     else snprintf(path, sizeof path, "/proc/%d/stat", (int)tid);
     if (!shm_read_stat_(path, &state, &started)) return 1; /* hidden: no proof of death */
     if (state == 'Z' || state == 'X') return 0;
-    return !has_start || start == 0 || (uint32_t)started == start;
+    return !has_start || start == 0 || (uint32_t)((uint32_t)((int64_t)started - offset) - start + 1) <= 2;
 }
 
 static inline uint32_t shm_fm_next_(uint32_t word) { return ((word & SHM_FM_GENERATION) + SHM_FM_GENERATION_UNIT) & SHM_FM_GENERATION; }
@@ -312,10 +343,10 @@ static inline int shm_fm_owner_dead_(struct shm_futex_mutex *m, const struct shm
         if (!described) return -EINVAL;
         return start == self->start ? -EDEADLK : 1; /* else a thread that had this tid before */
     }
-    if (!described) return !shm_thread_alive_(0, (int32_t)tid, 0, 0);
+    if (!described) return !shm_thread_alive_(0, (int32_t)tid, 0, 0, 0);
     int32_t pid = __atomic_load_n(&m->owner_pid, __ATOMIC_RELAXED);
     if (pid <= 0 || (pid >= shm_pid_max_(0) && pid >= shm_pid_max_(1))) return -EINVAL;
-    return !shm_thread_alive_(pid, (int32_t)tid, 1, start);
+    return !shm_thread_alive_(pid, (int32_t)tid, 1, start, self->offset);
 }
 
 static inline int64_t shm_monotonic_ns_(void)

@@ -28,7 +28,8 @@ namespace Shm.Interop;
 /// (<c>tgkill(pid, tid, 0)</c>, then its <c>/proc</c> state and start time). Only "no such thread", a
 /// zombie, or another start time count as dead; a thread this process may not look at counts as alive.
 /// The first locker to see it dead takes the mutex over and gets <see cref="AbandonedMutexException"/>,
-/// owning it, as <see cref="SharedMutex"/> does. Peers must share a pid namespace (tids are compared).</para>
+/// owning it, as <see cref="SharedMutex"/> does. Peers must share a pid namespace (tids are compared);
+/// they may live in different time namespaces (start times are compared as the initial one counts them).</para>
 /// <para><b>Ownership is per thread</b>, as for <see cref="SharedMutex"/>: <see cref="SynchronizationLockException"/>
 /// and <see cref="LockRecursionException"/> report misuse.</para>
 /// <para><b>Impossible values</b> (a free word with the sleepers bit, a tid at or past the kernel's
@@ -303,14 +304,14 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
         }
         if (!described)
         {
-            return ThreadIdentity.IsAlive(0, tid, null) ? Holder.Alive : Holder.Dead;
+            return ThreadIdentity.IsAlive(0, tid, null, self.BoottimeOffset) ? Holder.Alive : Holder.Dead;
         }
         int pid = Volatile.Read(ref Words[PidWord]);
         if (pid <= 0 || (pid >= ThreadIdentity.PidMax && pid >= ThreadIdentity.RefreshPidMax()))
         {
             throw Corrupted("owner pid", PidWord, pid, $"a process id from 1 to the kernel's pid_max ({ThreadIdentity.PidMax})");
         }
-        return ThreadIdentity.IsAlive(pid, tid, start) ? Holder.Alive : Holder.Dead;
+        return ThreadIdentity.IsAlive(pid, tid, start, self.BoottimeOffset) ? Holder.Alive : Holder.Dead;
     }
 
     /// <summary>Takes the mutex from its dead owner (exactly the acquisition in <paramref name="word"/>) and says so; returns if another got there first.</summary>
