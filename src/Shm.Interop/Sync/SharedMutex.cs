@@ -107,6 +107,12 @@ public sealed unsafe class SharedMutex : SharedPrimitive
             Lock();
             return true;
         }
+        // As Lock: a try first, so only a wait that may block pays for holding the mapping.
+        int error = Libc.pthread_mutex_trylock_fast(Mutex);
+        if (error != Libc.EBUSY)
+        {
+            return Check(error, "pthread_mutex_trylock");
+        }
         PinMapping();
         try
         {
