@@ -32,8 +32,8 @@ public sealed class SyncAttackTests : IDisposable
     /// </summary>
     /// <remarks>
     /// Before the fix, disposing the region unmapped the word under the sleeping thread: the peer's wake
-    /// (or the futex mutex's next look) made it read the unmapped word and the worker died by SIGSEGV;
-    /// with semaphore-cancel the cancellation's wake hit the unmapped address (EFAULT), woke nobody, and
+    /// (or the futex mutex's next look) made it read the unmapped word and the worker died (SIGABRT: the
+    /// runtime's AccessViolationException is fatal; SIGSEGV inside glibc for the mutex); with semaphore-cancel the cancellation's wake hit the unmapped address (EFAULT), woke nobody, and
     /// the wait outlived its cancellation (Hung).
     /// </remarks>
     [Theory]
