@@ -547,6 +547,8 @@ static inline int shm_channel_write(struct shm_channel_writer *w, const void *da
             continue;
         }
         if ((gone = shm_writer_reader_gone(w)) != 0) return gone;
+        /* Only the writer writes its head: another value would stall the reader silently. */
+        if (__atomic_load_n(SHM_AT(w->lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE) != w->head) return shm_writer_fail(w);
         int64_t left = deadline - shm_now_ms();
         if (left <= 0) return SHM_CH_ETIMEDOUT;
         uint32_t seen = __atomic_load_n(sequence, __ATOMIC_SEQ_CST);
@@ -710,6 +712,8 @@ static inline int shm_channel_reader_ended(struct shm_channel_reader *r)
     if (r->ended) return 1;
     for (uint32_t i = 0; i < r->channel.lanes; i++) {
         char *lane = shm_channel_lane(&r->channel, i);
+        /* Only the reader writes a tail: another value would stall the writer silently. */
+        if (__atomic_load_n(SHM_AT(lane, SHM_LANE_TAIL, uint64_t), __ATOMIC_ACQUIRE) != r->tails[i]) return shm_reader_fail(r);
         int32_t writer = __atomic_load_n(SHM_AT(lane, SHM_LANE_WRITER_PID, int32_t), __ATOMIC_ACQUIRE);
         if (writer == 0) continue;
         uint32_t state = __atomic_load_n(SHM_AT(lane, SHM_LANE_STATE, uint32_t), __ATOMIC_ACQUIRE);

@@ -35,8 +35,9 @@ internal sealed class GuardedChannel : IDisposable
     private const int PageSize = 4096;
     private const int ReportAt = 1024;
     private const int ReportLength = 512;
-    private const int DeliveredAt = 2048;
-    private const int PauseAfterAt = 2056;
+    private const int ReportSlots = 4;
+    private const int DeliveredAt = 3072;
+    private const int PauseAfterAt = 3080;
 
     private GuardedChannel(long capacity, int lanes, string? name)
     {
@@ -90,21 +91,21 @@ internal sealed class GuardedChannel : IDisposable
     }
 
     /// <summary>The exception the victim ended with: its type, then its structure for a corruption.</summary>
-    public string Report
+    public string Report => ReportOf(0);
+
+    /// <summary>The exception the victim reporting in <paramref name="slot"/> (0 to 3) ended with.</summary>
+    public string ReportOf(int slot)
     {
-        get
-        {
-            ReadOnlySpan<byte> bytes = Region.AsReadOnlySpan(ReportAt, ReportLength);
-            int end = bytes.IndexOf((byte)0);
-            return Encoding.UTF8.GetString(end < 0 ? bytes : bytes[..end]);
-        }
+        ReadOnlySpan<byte> bytes = Region.AsReadOnlySpan(ReportAt + (slot * ReportLength), ReportLength);
+        int end = bytes.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(end < 0 ? bytes : bytes[..end]);
     }
 
     /// <summary>A guarded channel in an anonymous region, or in a named one (for C victims, which map it by name and guard their own last page).</summary>
     public static GuardedChannel Create(long capacity = 4096, int lanes = 1, string? name = null) => new(capacity, lanes, name);
 
-    /// <summary>Runs a victim's body and turns how it ended into an exit code, recording the exception.</summary>
-    public int Outcome(Func<GuardedChannel, int> body)
+    /// <summary>Runs a victim's body and turns how it ended into an exit code, recording the exception in report <paramref name="slot"/> (0 to 3).</summary>
+    public int Outcome(Func<GuardedChannel, int> body, int slot = 0)
     {
         try
         {
@@ -112,17 +113,17 @@ internal sealed class GuardedChannel : IDisposable
         }
         catch (SharedMemoryCorruptedException corrupted)
         {
-            Record($"{nameof(SharedMemoryCorruptedException)}: {corrupted.Structure}");
+            Record(slot, $"{nameof(SharedMemoryCorruptedException)}: {corrupted.Structure}");
             return Corrupted;
         }
         catch (ChannelClosedException closed)
         {
-            Record($"{nameof(ChannelClosedException)}: {closed.Message}");
+            Record(slot, $"{nameof(ChannelClosedException)}: {closed.Message}");
             return Closed;
         }
         catch (Exception other)
         {
-            Record($"{other.GetType().Name}: {other.Message}");
+            Record(slot, $"{other.GetType().Name}: {other.Message}");
             return OtherException;
         }
     }
@@ -135,9 +136,9 @@ internal sealed class GuardedChannel : IDisposable
         Region.Dispose();
     }
 
-    private void Record(string text)
+    private void Record(int slot, string text)
     {
-        Span<byte> report = Region.AsSpan(ReportAt, ReportLength);
+        Span<byte> report = Region.AsSpan(ReportAt + ((slot % ReportSlots) * ReportLength), ReportLength);
         report.Clear();
         byte[] bytes = Encoding.UTF8.GetBytes(text);
         bytes.AsSpan(0, Math.Min(bytes.Length, ReportLength - 1)).CopyTo(report);

@@ -408,6 +408,11 @@ public sealed class SharedChannelReader : IMessageReader
         for (int i = 0; i < _laneCount; i++)
         {
             byte* lane = Lane(i);
+            long tail = Volatile.Read(ref *(long*)(lane + ChannelLayout.Tail));
+            if (probe && tail != _tails[i])
+            {
+                throw BadTail(i, lane, tail, _tails[i]); // idle, look: a tail rewritten would stall the writer silently
+            }
             int writer = Volatile.Read(ref *(int*)(lane + ChannelLayout.WriterPid));
             if (writer == 0)
             {

@@ -320,6 +320,11 @@ public sealed class SharedChannelWriter : IMessageWriter
         {
             _readerCheckedAt = now;
             ThrowIfReaderDied();
+            long head = Volatile.Read(ref Head);
+            if (head != _head)
+            {
+                throw BadHead(head); // waiting, look: a head rewritten would stall the reader silently
+            }
         }
         return null;
     }
@@ -519,6 +524,7 @@ public sealed class SharedChannelWriter : IMessageWriter
             }
             if (writer.TryWrite(item.Span))
             {
+                _refused = 0;
                 return true;
             }
             _refused = item.Length;
