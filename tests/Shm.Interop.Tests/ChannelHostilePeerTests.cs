@@ -23,6 +23,7 @@ public sealed class ChannelHostilePeerTests
     /// <summary>Runs every victim's paths once here, so that nothing compiles in a forked child (see the README on fork).</summary>
     public ChannelHostilePeerTests()
     {
+        ChannelWarmUp.EveryPath();
         using (var warm = GuardedChannel.Create())
         {
             using (SharedChannelWriter peer = warm.Channel.OpenWriter())

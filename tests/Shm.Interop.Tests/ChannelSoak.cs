@@ -79,6 +79,7 @@ internal sealed class ChannelSoak : IDisposable
     /// <summary>Runs the children's bodies once here, corruption paths included, so that nothing compiles in a forked child.</summary>
     public void Warm()
     {
+        ChannelWarmUp.EveryPath();
         using (var g = GuardedChannel.Create(Capacity, Writers))
         {
             Reset();
@@ -110,9 +111,10 @@ internal sealed class ChannelSoak : IDisposable
         byte[] buffer = _buffer;
         using Child reader = Child.Fork(() => g.Outcome(g => Reader(g, board, buffer)));
         using Children writers = Children.Fork(Writers, w => g.Outcome(g => Writer(g, board, w, seed, PerWriter, buffer), slot: w + 1));
-        // Flips begin once all three attached (attaching to a corrupted channel is the hostile suite's part).
+        // Flips begin once all three attached (attaching to a corrupted channel is the hostile suite's part);
+        // an episode where one ended before the others attached gets none.
         SpinWait.SpinUntil(() => Volatile.Read(ref board.As<int>(AttachedAt)) == 1 + Writers || reader.Exit is not null || writers.Any(writer => writer.Exit is not null), HangBound);
-        int flips = _random.Next(1, 17);
+        int flips = Volatile.Read(ref board.As<int>(AttachedAt)) == 1 + Writers ? _random.Next(1, 17) : 0;
         for (int f = 0; f < flips && (reader.Exit is null || writers.Any(writer => writer.Exit is null)); f++)
         {
             SpinFor(_random.Next(0, 1500));
