@@ -49,6 +49,14 @@ internal sealed class ChannelSoak : IDisposable
         public long Corruptions;
         public long Crashes;
         public long Hangs;
+
+        /// <summary>
+        /// Children the fork machinery's deadlock watch killed: their only thread waited, untimed, on a
+        /// private futex (a runtime lock another thread of this process held at the instant of the
+        /// fork: the hazard of forking .NET, see the README). The channel never waits so (its futexes
+        /// are shared, its waits timed), so these are counted apart from crashes.
+        /// </summary>
+        public long ForkDeadlocks;
         public long InvalidDeliveries;
         public long SilentLosses;
         public long ExcusedPayloadHits;
@@ -61,6 +69,7 @@ internal sealed class ChannelSoak : IDisposable
 
         public override string ToString() =>
             $"{Corruptions} corruptions in {Episodes} episodes: crashes {Crashes}, hangs past the bound {Hangs}, invalid deliveries {InvalidDeliveries}, silent losses {SilentLosses}; " +
+            $"forked children lost to the fork deadlock watch {ForkDeadlocks}; " +
             $"corruption reported in {Detected} episodes, ChannelClosedException in {Closed}, a bounded wait ran out in {TimedOut}, no visible effect in {Untouched}; " +
             $"payload hits excused {ExcusedPayloadHits}; {Delivered} messages delivered intact and in order";
     }
@@ -134,6 +143,11 @@ internal sealed class ChannelSoak : IDisposable
         {
             counts.Hangs++;
             counts.Failures.Add("hang: " + story);
+            return;
+        }
+        if (all.Any(exit => exit!.Deadlocked))
+        {
+            counts.ForkDeadlocks++;
             return;
         }
         if (all.Any(exit => exit!.Signal is not null))

@@ -234,8 +234,8 @@ public sealed class ChannelTests : IDisposable
         long second = SharedChannel.RequiredLength(8 * 1024);
         using var fromC = SharedChannel.Create(region, 0, 8 * 1024);
         using var toC = SharedChannel.Create(region, second, 8 * 1024);
-        string writer = Sources.CompileC("writer", Sources.CWriter);
-        string reader = Sources.CompileC("reader", Sources.CReader);
+        string writer = Sources.CompileC("writer", Sources.CWriter, flags: Sources.StrictC);
+        string reader = Sources.CompileC("reader", Sources.CReader, flags: Sources.StrictC);
 
         using SharedChannelReader fromReader = fromC.OpenReader();
         using Child cWriter = Child.Spawn(writer, ["/" + name, "0", "20000"]);

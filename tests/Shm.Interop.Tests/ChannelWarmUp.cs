@@ -1,5 +1,6 @@
 using System;
 using System.Threading;
+using Shm.TestSupport;
 using Xunit;
 
 namespace Shm.Interop.Tests;
@@ -124,14 +125,16 @@ internal static class ChannelWarmUp
         Assert.Equal(GuardedChannel.Corrupted, g.Outcome(_ => writer.TryWrite(new byte[200]) ? GuardedChannel.Completed : GuardedChannel.TimedOut));
     }
 
-    // A reader that died (writers fail when full), a writer that died (the reader names it), a negative reader pid.
+    // A reader that died (writers fail when full), a writer that died (the reader names it), a negative
+    // reader pid. "Dead" is this process under another start time: dead for certain, whatever pids do.
     private static void DeadPeers()
     {
-        int dead = DeadPid();
+        int self = Native.GetPid();
         using (var g = GuardedChannel.Create())
         {
             using SharedChannelWriter writer = g.Channel.OpenWriter();
-            g.Bytes.WriteHeader32(ChannelBytes.ReaderPid, dead);
+            g.Bytes.WriteHeader32(ChannelBytes.ReaderPid, self);
+            g.Bytes.WriteHeader(ChannelBytes.ReaderStart, 1);
             Assert.Equal(GuardedChannel.Closed, g.Outcome(_ => WriteUntilRefused(writer)));
             g.Bytes.WriteHeader32(ChannelBytes.ReaderPid, -5);
             Assert.Equal(GuardedChannel.Corrupted, g.Outcome(_ => WriteUntilRefused(writer)));
@@ -140,7 +143,7 @@ internal static class ChannelWarmUp
         {
             using SharedChannelWriter live = g.Channel.OpenWriter();
             live.Complete();
-            g.Bytes.Attach(1, dead);
+            g.Bytes.Attach(1, self);
             g.Bytes.WriteLane(1, ChannelBytes.WriterStart, 1);
             Assert.Equal(GuardedChannel.Closed, g.Outcome(ReadAll));
         }
@@ -167,13 +170,5 @@ internal static class ChannelWarmUp
             writer.Write(new byte[200], Brief, CancellationToken.None);
         }
         return GuardedChannel.TimedOut;
-    }
-
-    /// <summary>The pid of a child that ended and was reaped.</summary>
-    private static int DeadPid()
-    {
-        using Child child = Child.Fork(() => 0);
-        child.WaitOrFail();
-        return child.Pid;
     }
 }

@@ -8,18 +8,18 @@ namespace Shm.Interop.Tests;
 /// <summary>include/shm/shm.h: it compiles strictly as C and C++, and its channel reader and writer hold to the .NET rules.</summary>
 public sealed class ShmHeaderTests : IDisposable
 {
-    private static readonly Lazy<string> Victim = new(() => Sources.CompileC("victim", Sources.CVictim));
+    private static readonly Lazy<string> Victim = new(() => Sources.CompileC("victim", Sources.CVictim, flags: Sources.StrictC));
     private readonly DevShm _shm = new();
 
     public void Dispose() => _shm.Dispose();
 
     [Theory]
-    [InlineData("cc", "-std=c11")]
-    [InlineData("cc", "-std=gnu11")]
-    [InlineData("g++", "-std=c++17")]
-    public void The_header_compiles_with_every_warning_an_error_and_every_function_works(string compiler, string standard)
+    [InlineData("cc", "-std=c11 -Wextra")]
+    [InlineData("cc", "-std=gnu11 -Wextra")]
+    [InlineData("g++", "-std=c++17 -Wextra")]
+    public void The_header_compiles_with_every_warning_an_error_and_every_function_works(string compiler, string flags)
     {
-        string program = Sources.CompileC("every", Sources.CEveryFunction, compiler, standard);
+        string program = Sources.CompileC("every", Sources.CEveryFunction, compiler, flags);
 
         using Child run = Child.Spawn(program, []);
 
@@ -29,7 +29,7 @@ public sealed class ShmHeaderTests : IDisposable
     [Fact]
     public void Every_message_size_fits_an_empty_lane_from_every_8_aligned_head_offset_in_C()
     {
-        string program = Sources.CompileC("every-fit", Sources.CEveryFit);
+        string program = Sources.CompileC("every-fit", Sources.CEveryFit, flags: Sources.StrictC);
 
         using Child run = Child.Spawn(program, []);
 

@@ -7,8 +7,11 @@ namespace Shm.Interop.Tests;
 /// <summary>C programs the tests compile with the machine's cc against include/shm/shm.h.</summary>
 internal static class Sources
 {
-    /// <summary>Compiles <paramref name="source"/> with every warning an error (C11 by default); the program's path.</summary>
-    public static string CompileC(string name, string source, string compiler = "cc", string standard = "-std=c11")
+    /// <summary>Strict C: the standard without GNU extensions, and the extra warnings.</summary>
+    public const string StrictC = "-std=c11 -Wextra";
+
+    /// <summary>Compiles <paramref name="source"/> with every warning an error, and <paramref name="flags"/>; the program's path.</summary>
+    public static string CompileC(string name, string source, string compiler = "cc", string flags = "")
     {
         string directory = Directory.CreateTempSubdirectory("shm-c-").FullName;
         string file = Path.Combine(directory, name + ".c");
@@ -16,11 +19,10 @@ internal static class Sources
         string log = Path.Combine(directory, "cc.log");
         File.WriteAllText(file, source);
         string language = compiler == "g++" ? "-x c++ " : "";
-        using Child cc = Child.Spawn("/bin/sh", ["-c", $"{compiler} {standard} {language}-O2 -Wall -Wextra -Werror -pthread -I '{Repository.PathOf("include")}' -o '{program}' '{file}' > '{log}' 2>&1"]);
-        Assert.True(cc.WaitOrFail().Succeeded, $"{compiler} {standard} failed (a C compiler is needed for this test): {File.ReadAllText(log)}");
+        using Child cc = Child.Spawn("/bin/sh", ["-c", $"{compiler} {flags} {language}-O2 -Wall -Werror -pthread -I '{Repository.PathOf("include")}' -o '{program}' '{file}' > '{log}' 2>&1"]);
+        Assert.True(cc.WaitOrFail().Succeeded, $"{compiler} {flags} failed (a C compiler is needed for this test): {File.ReadAllText(log)}");
         return program;
     }
-
 
     /// <summary>ChannelTests.MessageOf and Messages.IsIntact, in C, and mapping a segment.</summary>
     private const string Prelude = """
