@@ -3,10 +3,14 @@
  * C programs can use the same primitives as .NET processes. Header only; link with -lpthread on
  * glibc before 2.34.
  *
+ * Include it first, before any system header (or define _GNU_SOURCE yourself): it needs syscall(),
+ * pthread_mutex_consistent() and kill(), which strict C (-std=c11) declares only then. It compiles
+ * as C11 (-std=c11 or gnu11) and as C++ (C++11 or later), with -Wall -Wextra -Werror.
+ *
  * Every primitive occupies SHM_PRIMITIVE_SIZE (64) bytes at an 8-byte aligned offset:
  *
  *   offset 0  uint32 state         0 = uninitialised, SHM_INITIALISING, SHM_READY
- *   offset 4  uint32 kind_version  (kind << 16) | SHM_LAYOUT_VERSION
+ *   offset 4  uint32 kind_version  (kind << 16) | shm_layout_version(kind)
  *   offset 8  the primitive's own words (below)
  *
  * Only the process that moves state from 0 to SHM_INITIALISING initialises; it stores
@@ -16,10 +20,16 @@
 #ifndef SHM_SHM_H
 #define SHM_SHM_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +41,14 @@
 #define SHM_PRIMITIVE_SIZE 64
 #define SHM_INITIALISING 0x54494E49u /* "INIT" */
 #define SHM_READY 0x59444552u        /* "REDY" */
-#define SHM_LAYOUT_VERSION 1u
+#define SHM_LAYOUT_VERSION 1u         /* of the mutex, semaphore, event and condition */
+#define SHM_CHANNEL_LAYOUT_VERSION 2u /* of the channel (2: lane generation and final head, record check word) */
+
+#ifdef __cplusplus
+#define SHM_STATIC_ASSERT(condition, message) static_assert(condition, message)
+#else
+#define SHM_STATIC_ASSERT(condition, message) _Static_assert(condition, message)
+#endif
 
 enum shm_kind { SHM_MUTEX = 1, SHM_SEMAPHORE = 2, SHM_EVENT = 3, SHM_CONDITION = 4, SHM_CHANNEL = 5, SHM_FUTEX_MUTEX = 6 };
 
@@ -102,20 +119,24 @@ struct shm_futex_mutex {
 #define SHM_FM_TID 0x003FFFFFu
 #define SHM_PID_MAX_LIMIT 4194304
 
+SHM_STATIC_ASSERT(sizeof(struct shm_mutex) <= SHM_PRIMITIVE_SIZE, "a primitive fits in 64 bytes");
+SHM_STATIC_ASSERT(sizeof(struct shm_futex_mutex) == 24, "the .NET layout");
+
 #ifdef __cplusplus
-static_assert(sizeof(struct shm_mutex) <= SHM_PRIMITIVE_SIZE, "a primitive fits in 64 bytes");
-static_assert(sizeof(struct shm_futex_mutex) == 24, "the .NET layout");
 #define SHM_THREAD_LOCAL thread_local
 #else
-_Static_assert(sizeof(struct shm_mutex) <= SHM_PRIMITIVE_SIZE, "a primitive fits in 64 bytes");
-_Static_assert(sizeof(struct shm_futex_mutex) == 24, "the .NET layout");
 #define SHM_THREAD_LOCAL _Thread_local
 #endif
+
+static inline uint32_t shm_layout_version(enum shm_kind kind)
+{
+    return kind == SHM_CHANNEL ? SHM_CHANNEL_LAYOUT_VERSION : SHM_LAYOUT_VERSION;
+}
 
 static inline int shm_is_ready(const struct shm_header *h, enum shm_kind kind)
 {
     return __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) == SHM_READY &&
-           __atomic_load_n(&h->kind_version, __ATOMIC_ACQUIRE) == (((uint32_t)kind << 16) | SHM_LAYOUT_VERSION);
+           __atomic_load_n(&h->kind_version, __ATOMIC_ACQUIRE) == (((uint32_t)kind << 16) | shm_layout_version(kind));
 }
 
 static inline long shm_futex(uint32_t *word, int op, uint32_t value)
@@ -191,9 +212,7 @@ static inline int shm_event_set(struct shm_event *e)
     return 0;
 }
 
-#include <fcntl.h>
-
-/* The futex mutex spins briefly before it sleeps (the channel below defines the same). */
+/* A spin-wait hint: the futex mutex and the channel spin briefly before they sleep. */
 #ifndef SHM_PAUSE
 #if defined(__x86_64__) || defined(__i386__)
 #define SHM_PAUSE() __builtin_ia32_pause()
@@ -459,24 +478,68 @@ static inline int shm_futex_mutex_unlock(struct shm_futex_mutex *m)
 
 /*
  * A channel: a 256-byte header, then one lane per writer, each lane a 256-byte lane header and a
- * ring of lane_capacity bytes (a power of two). Offsets in bytes:
+ * ring of lane_capacity bytes (a power of two from 4 KiB to 1 GiB). Offsets in bytes:
  *
- *   header  0 state, 4 kind_version, 8 u32 lanes, 12 u32 closed, 16 u64 lane_capacity,
- *           24 i32 reader_pid, 28 u32 ever_written, 32 i64 reader_start (field 22 of /proc/PID/stat),
- *           64 u32 reader_sequence (futex), 68 u32 reader_sleeping
+ *   header  0 state, 4 kind_version, 8 u32 lanes (1 to 64), 12 u32 closed (0, or 1 once the reader
+ *           saw the end), 16 u64 lane_capacity, 24 i32 reader_pid, 28 u32 ever_written (0 or 1),
+ *           32 i64 reader_start (field 22 of /proc/PID/stat), 64 u32 reader_sequence (futex),
+ *           68 u32 reader_sleeping
  *   lane i at 256 + i * (256 + lane_capacity):
  *           0 u64 head (bytes the writer committed), 8 i32 writer_pid (0: free), 12 u32 state
- *           (0 free, 1 attached, 2 completed), 16 i64 writer_start, 64 u64 tail (bytes the reader
- *           released), 128 u32 space_sequence (futex), 132 u32 writer_sleeping, 256 the ring
- *   record  u32 length, u32 flags (1: padding to the end of the ring), then length bytes; the next
- *           record starts at the next multiple of 8. A record never wraps: a padding record fills
- *           the end of the ring first.
+ *           (0 free, 1 attached, 2 completed), 16 i64 writer_start, 24 u32 generation (bumped by
+ *           each writer that attaches, which keeps the value), 32 u64 final_head (the head when the
+ *           writer completed), 64 u64 tail (bytes the reader released), 128 u32 space_sequence
+ *           (futex), 132 u32 writer_sleeping, 256 the ring
+ *   record  u32 length, u32 check (shm_record_check: a hash of the record's stream position, its
+ *           length and its padding bit; bit 0 is the padding bit), then length bytes; the next
+ *           record starts at the next multiple of 8. A record never wraps: a padding record (from
+ *           a non-zero offset exactly to the end of the ring) fills the end of the ring first.
  *
- * A writer writes the record, then publishes head (with a full fence) and, if reader_sleeping is
- * set, bumps reader_sequence and wakes it. The reader releases a record by publishing tail (full
- * fence) and, if the lane's writer_sleeping is set, bumps space_sequence and wakes it. A sleeper sets
- * its flag, reads the sequence, checks once more, then futex-waits on the sequence.
+ * head and tail count bytes since the lane was created: multiples of 8 below 2^63, with
+ * 0 <= head - tail <= lane_capacity. The writer owns head and the reader owns tail: each reads its
+ * own once, when it attaches, keeps a private copy, and publishes it with a compare-and-swap that
+ * expects the value it published last (another value means another process wrote it: corruption).
+ *
+ * A writer writes the record's bytes, then its header (one 8-byte store), then publishes head
+ * (full fence) and, if reader_sleeping is set, bumps reader_sequence and wakes it. A record that
+ * would cross the end of the ring: the padding is published on its own as soon as it fits, and the
+ * record waits for room at offset 0, so any message up to lane_capacity - 8 bytes fits an empty
+ * lane. Before every write and when it completes, a writer checks that its lane still names it
+ * (writer_pid and generation). It completes by storing final_head, then state 2.
+ * The reader releases a record by publishing tail (full fence) and, if the lane's writer_sleeping is
+ * set, bumps space_sequence and wakes it. A sleeper sets its flag, reads the sequence, checks once
+ * more, then futex-waits on the sequence, at most 100 ms at a time (a peer that dies wakes nobody).
+ *
+ * Everything read from the channel is checked before use (the lane count and capacity once, at
+ * shm_channel_open): a value that cannot be is reported as SHM_CH_ECORRUPT, and the reader or
+ * writer that met it refuses further use. A peer is dead only if the kernel says so (a zombie or
+ * another start time in /proc/PID/stat, or no stat and kill(pid, 0) == ESRCH).
+ *
+ * Return codes (negative errno values):
+ *   SHM_CH_EAGAIN     nothing now: try_read found no message, try_write no room
+ *   SHM_CH_ECLOSED    read: the stream ended (every writer completed or died, all was read);
+ *                     write: the reader saw the end or died, or this writer completed
+ *   SHM_CH_ECORRUPT   a value in the channel's memory is impossible; the reader/writer is unusable
+ *   SHM_CH_ESTALE     write: the lane no longer names this writer (given to another): nothing written
+ *   SHM_CH_EMSGSIZE   a message longer than lane_capacity - 8, or than the reader's buffer (it stays unread)
+ *   SHM_CH_EBUSY      attach: every lane has a writer, or another live process is the reader
+ *   SHM_CH_EINVAL     open: not a ready channel of this layout version, or it does not fit
+ *   SHM_CH_ETIMEDOUT  a blocking read or write ran out of time
  */
+#define SHM_CH_EAGAIN (-EAGAIN)
+#define SHM_CH_ECLOSED (-EPIPE)
+#define SHM_CH_ECORRUPT (-EBADMSG)
+#define SHM_CH_ESTALE (-ESTALE)
+#define SHM_CH_EMSGSIZE (-EMSGSIZE)
+#define SHM_CH_EBUSY (-EBUSY)
+#define SHM_CH_EINVAL (-EINVAL)
+#define SHM_CH_ETIMEDOUT (-ETIMEDOUT)
+
+#define SHM_CH_HEADER_SIZE 256
+#define SHM_CH_LANE_HEADER_SIZE 256
+#define SHM_CH_MAX_LANES 64
+#define SHM_CH_MIN_CAPACITY 4096ull
+#define SHM_CH_MAX_CAPACITY (1ull << 30)
 #define SHM_CH_LANES 8
 #define SHM_CH_CLOSED 12
 #define SHM_CH_CAPACITY 16
@@ -489,35 +552,112 @@ static inline int shm_futex_mutex_unlock(struct shm_futex_mutex *m)
 #define SHM_LANE_WRITER_PID 8
 #define SHM_LANE_STATE 12
 #define SHM_LANE_WRITER_START 16
+#define SHM_LANE_GENERATION 24
+#define SHM_LANE_FINAL_HEAD 32
 #define SHM_LANE_TAIL 64
 #define SHM_LANE_SPACE_SEQUENCE 128
 #define SHM_LANE_WRITER_SLEEPING 132
+#define SHM_LANE_FREE 0u
+#define SHM_LANE_ATTACHED 1u
+#define SHM_LANE_COMPLETED 2u
+#define SHM_RECORD_PADDING 1u
+#define SHM_POSITION_MUST_BE_CLEAR 0x8000000000000007ull /* a head or tail: a multiple of 8 below 2^63 */
 
-#if defined(__x86_64__) || defined(__i386__)
-#define SHM_PAUSE() __builtin_ia32_pause()
-#else
-#define SHM_PAUSE() __asm__ volatile("yield")
-#endif
+#define SHM_AT(base, offset, type) ((type *)(void *)((char *)(base) + (offset)))
 
-#define SHM_AT(base, offset, type) ((type *)((char *)(base) + (offset)))
+/* What shm_channel_open read once from the header and checked; the reader and writer use only this. */
+struct shm_channel {
+    char *base;
+    uint32_t lanes;
+    uint64_t capacity;
+};
 
-static inline char *shm_channel_lane(char *channel, int index)
+struct shm_channel_writer {
+    struct shm_channel channel;
+    char *lane;
+    uint32_t index;
+    int32_t pid;
+    uint32_t generation;
+    uint64_t head;      /* the writer's own: read once at attach */
+    uint64_t tail_seen; /* the last tail read (checked) */
+    int completed;
+    int failed;         /* 0, or SHM_CH_ECORRUPT once met */
+};
+
+struct shm_channel_reader {
+    struct shm_channel channel;
+    uint64_t tails[SHM_CH_MAX_LANES]; /* the reader's own: read once at attach */
+    uint32_t next_lane;
+    int32_t pid;
+    int ended;
+    int failed;
+    uint32_t dead_writers;    /* writers whose lanes ended because they died */
+    int32_t last_dead_writer;
+};
+
+/* A record's check word; the same in every language that reads the channel. */
+static inline uint32_t shm_record_check(uint64_t position, uint32_t length, uint32_t padding)
 {
-    return channel + 256 + (size_t)index * (256 + *SHM_AT(channel, SHM_CH_CAPACITY, uint64_t));
+    uint64_t z = (position ^ ((uint64_t)length * 0x9E3779B97F4A7C15ull) ^ padding) * 0xD6E8FEB86659FD93ull;
+    return ((uint32_t)(z >> 32) & ~SHM_RECORD_PADDING) | padding;
+}
+
+/* A record header as one 8-byte word: length in the low half, check in the high half. */
+static inline uint64_t shm_record_header(uint64_t position, uint32_t length, uint32_t padding)
+{
+    return (uint64_t)length | ((uint64_t)shm_record_check(position, length, padding) << 32);
+}
+
+static inline char *shm_channel_lane(const struct shm_channel *ch, uint32_t index)
+{
+    return ch->base + SHM_CH_HEADER_SIZE + (size_t)index * (SHM_CH_LANE_HEADER_SIZE + ch->capacity);
+}
+
+static inline uint64_t shm_channel_required_length(uint64_t capacity, uint32_t lanes)
+{
+    return SHM_CH_HEADER_SIZE + (uint64_t)lanes * (SHM_CH_LANE_HEADER_SIZE + capacity);
+}
+
+/*
+ * What /proc/PID/stat says: 1 running (its start time, field 22, in *start), 0 a zombie or dead,
+ * -1 unreadable (gone, hidden by hidepid, or not ours to read: kill(2) tells which).
+ */
+static inline int shm_proc_stat(int32_t pid, int64_t *start)
+{
+    char path[64], buffer[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buffer[n] = 0;
+    char *at = strrchr(buffer, ')'); /* comm may hold spaces and parentheses */
+    if (!at || at[1] != ' ' || !at[2]) return -1;
+    if (at[2] == 'Z' || at[2] == 'X') return 0;
+    for (int field = 2; at && field < 22; field++) at = strchr(at + 1, ' ');
+    if (!at) return -1;
+    *start = strtoll(at + 1, NULL, 10);
+    return 1;
 }
 
 /* Field 22 of /proc/self/stat: how a peer tells this process from a later one with the same pid. */
 static inline int64_t shm_self_start_time(void)
 {
-    char buffer[1024];
-    FILE *stat = fopen("/proc/self/stat", "r");
-    if (!stat) return 0;
-    size_t n = fread(buffer, 1, sizeof buffer - 1, stat);
-    fclose(stat);
-    buffer[n] = 0;
-    char *at = strrchr(buffer, ')');
-    for (int field = 2; at && field < 22; field++) at = strchr(at + 1, ' ');
-    return at ? strtoll(at + 1, NULL, 10) : 0;
+    int64_t start = 0;
+    return shm_proc_stat((int32_t)getpid(), &start) == 1 ? start : 0;
+}
+
+/* 0 only if the kernel says pid is gone, a zombie, or not the process that started at start (0: any). */
+static inline int shm_process_alive(int32_t pid, int64_t start)
+{
+    int64_t started = 0;
+    if (pid <= 0) return 0; /* never kill(0) or kill(-n): those reach process groups */
+    switch (shm_proc_stat(pid, &started)) {
+    case 1: return start == 0 || started == start;
+    case 0: return 0;
+    default: return kill(pid, 0) == 0 || errno != ESRCH;
+    }
 }
 
 static inline void shm_wake_if_sleeping(uint32_t *sequence, uint32_t *sleeping)
@@ -528,130 +668,435 @@ static inline void shm_wake_if_sleeping(uint32_t *sequence, uint32_t *sleeping)
     }
 }
 
-static inline void shm_park(uint32_t *sequence, uint32_t *sleeping, int (*ready)(void *), void *state)
+/* Milliseconds on the monotonic clock. */
+static inline int64_t shm_now_ms(void)
 {
-    uint32_t seen = __atomic_load_n(sequence, __ATOMIC_SEQ_CST);
-    __atomic_store_n(sleeping, 1, __ATOMIC_SEQ_CST);
-    if (!ready(state)) {
-        struct timespec slice = {0, 100000000}; /* a peer that died wakes nobody: look again every 100 ms */
-        syscall(SYS_futex, sequence, FUTEX_WAIT, seen, &slice, NULL, 0);
-    }
-    __atomic_store_n(sleeping, 0, __ATOMIC_SEQ_CST);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-/* Claims a free lane for this process; its index, or -1 if every lane has a writer. */
-static inline int shm_channel_attach_writer(char *channel)
+/*
+ * Sleeps on *sequence while it holds `seen`, for at most `ms` milliseconds; the caller set *sleeping
+ * to 1 before it read `seen` and checked its condition, and clears it after.
+ */
+static inline void shm_sleep_on(uint32_t *sequence, uint32_t seen, int64_t ms)
 {
-    int pid = getpid();
-    for (uint32_t i = 0; i < *SHM_AT(channel, SHM_CH_LANES, uint32_t); i++) {
-        char *lane = shm_channel_lane(channel, i);
-        int free_ = 0;
-        if (__atomic_compare_exchange_n(SHM_AT(lane, SHM_LANE_WRITER_PID, int32_t), &free_, pid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-            *SHM_AT(lane, SHM_LANE_WRITER_START, int64_t) = shm_self_start_time();
-            __atomic_store_n(SHM_AT(lane, SHM_LANE_STATE, uint32_t), 1, __ATOMIC_SEQ_CST);
-            __atomic_store_n(SHM_AT(channel, SHM_CH_EVER_WRITTEN, uint32_t), 1, __ATOMIC_SEQ_CST);
-            return (int)i;
+    struct timespec slice;
+    slice.tv_sec = (time_t)(ms / 1000);
+    slice.tv_nsec = (long)(ms % 1000) * 1000000;
+    syscall(SYS_futex, sequence, FUTEX_WAIT, seen, &slice, NULL, 0);
+}
+
+/*
+ * Initialises a channel of `lanes` lanes of `capacity` bytes at `base` (zeroed memory, 8-byte
+ * aligned, `available` bytes long); 0, or SHM_CH_EINVAL for a bad size or memory already in use.
+ */
+static inline int shm_channel_init(void *base, size_t available, uint32_t lanes, uint64_t capacity)
+{
+    struct shm_header *h = (struct shm_header *)base;
+    uint32_t uninitialised = 0;
+    if (lanes < 1 || lanes > SHM_CH_MAX_LANES || capacity < SHM_CH_MIN_CAPACITY || capacity > SHM_CH_MAX_CAPACITY ||
+        (capacity & (capacity - 1)) != 0 || shm_channel_required_length(capacity, lanes) > available || ((uintptr_t)base & 7) != 0) {
+        return SHM_CH_EINVAL;
+    }
+    if (!__atomic_compare_exchange_n(&h->state, &uninitialised, SHM_INITIALISING, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        return SHM_CH_EINVAL;
+    }
+    *SHM_AT(base, SHM_CH_LANES, uint32_t) = lanes;
+    *SHM_AT(base, SHM_CH_CAPACITY, uint64_t) = capacity;
+    h->kind_version = ((uint32_t)SHM_CHANNEL << 16) | SHM_CHANNEL_LAYOUT_VERSION;
+    __atomic_store_n(&h->state, SHM_READY, __ATOMIC_SEQ_CST);
+    shm_futex(&h->state, FUTEX_WAKE, INT_MAX);
+    return 0;
+}
+
+/*
+ * Opens the channel at `base`, of which `available` bytes are mapped: reads the lane count and
+ * capacity once and checks them. 0, SHM_CH_EINVAL (not a ready channel of this layout version, or
+ * it does not fit), or SHM_CH_ECORRUPT (an impossible lane count or capacity).
+ */
+static inline int shm_channel_open(struct shm_channel *ch, void *base, size_t available)
+{
+    memset(ch, 0, sizeof *ch);
+    if (((uintptr_t)base & 7) != 0 || available < SHM_CH_HEADER_SIZE || !shm_is_ready((const struct shm_header *)base, SHM_CHANNEL)) {
+        return SHM_CH_EINVAL;
+    }
+    uint32_t lanes = __atomic_load_n(SHM_AT(base, SHM_CH_LANES, uint32_t), __ATOMIC_ACQUIRE);
+    uint64_t capacity = __atomic_load_n(SHM_AT(base, SHM_CH_CAPACITY, uint64_t), __ATOMIC_ACQUIRE);
+    if (lanes < 1 || lanes > SHM_CH_MAX_LANES || capacity < SHM_CH_MIN_CAPACITY || capacity > SHM_CH_MAX_CAPACITY || (capacity & (capacity - 1)) != 0) {
+        return SHM_CH_ECORRUPT;
+    }
+    if (shm_channel_required_length(capacity, lanes) > available) return SHM_CH_EINVAL;
+    ch->base = (char *)base;
+    ch->lanes = lanes;
+    ch->capacity = capacity;
+    return 0;
+}
+
+static inline int shm_writer_fail(struct shm_channel_writer *w)
+{
+    return w->failed = SHM_CH_ECORRUPT;
+}
+
+static inline int shm_writer_owns_lane(const struct shm_channel_writer *w)
+{
+    return __atomic_load_n(SHM_AT(w->lane, SHM_LANE_WRITER_PID, int32_t), __ATOMIC_ACQUIRE) == w->pid &&
+           __atomic_load_n(SHM_AT(w->lane, SHM_LANE_GENERATION, uint32_t), __ATOMIC_ACQUIRE) == w->generation;
+}
+
+/* 0 if the reader has not closed the stream; SHM_CH_ECLOSED or SHM_CH_ECORRUPT otherwise. */
+static inline int shm_writer_closed(struct shm_channel_writer *w)
+{
+    uint32_t closed = __atomic_load_n(SHM_AT(w->channel.base, SHM_CH_CLOSED, uint32_t), __ATOMIC_ACQUIRE);
+    return closed == 0 ? 0 : closed == 1 ? SHM_CH_ECLOSED : shm_writer_fail(w);
+}
+
+/*
+ * Claims a free lane for this process; its index (>= 0), SHM_CH_EBUSY if every lane has a writer,
+ * SHM_CH_ECLOSED if the reader already saw the end, or SHM_CH_ECORRUPT for an impossible head or tail.
+ */
+static inline int shm_channel_writer_attach(struct shm_channel_writer *w, const struct shm_channel *ch)
+{
+    memset(w, 0, sizeof *w);
+    w->channel = *ch;
+    w->pid = (int32_t)getpid();
+    int64_t started = shm_self_start_time();
+    for (uint32_t i = 0; i < ch->lanes; i++) {
+        char *lane = shm_channel_lane(ch, i);
+        int32_t none = 0;
+        if (!__atomic_compare_exchange_n(SHM_AT(lane, SHM_LANE_WRITER_PID, int32_t), &none, w->pid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            continue;
         }
+        w->lane = lane;
+        w->index = i;
+        w->generation = __atomic_add_fetch(SHM_AT(lane, SHM_LANE_GENERATION, uint32_t), 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(SHM_AT(lane, SHM_LANE_WRITER_START, int64_t), started, __ATOMIC_SEQ_CST);
+        __atomic_store_n(SHM_AT(lane, SHM_LANE_STATE, uint32_t), SHM_LANE_ATTACHED, __ATOMIC_SEQ_CST);
+        uint64_t head = __atomic_load_n(SHM_AT(lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE);
+        uint64_t tail = __atomic_load_n(SHM_AT(lane, SHM_LANE_TAIL, uint64_t), __ATOMIC_ACQUIRE);
+        w->head = head;
+        w->tail_seen = tail;
+        int error = (head & SHM_POSITION_MUST_BE_CLEAR) || (tail & SHM_POSITION_MUST_BE_CLEAR) || head - tail > ch->capacity
+                        ? shm_writer_fail(w)
+                        : shm_writer_closed(w);
+        if (error) {
+            __atomic_store_n(SHM_AT(lane, SHM_LANE_STATE, uint32_t), SHM_LANE_FREE, __ATOMIC_SEQ_CST);
+            __atomic_store_n(SHM_AT(lane, SHM_LANE_WRITER_PID, int32_t), 0, __ATOMIC_SEQ_CST);
+            return error;
+        }
+        __atomic_store_n(SHM_AT(ch->base, SHM_CH_EVER_WRITTEN, uint32_t), 1, __ATOMIC_SEQ_CST);
+        return (int)i;
     }
-    return -1;
+    return SHM_CH_EBUSY;
 }
 
-struct shm_room { char *lane; uint64_t need; uint64_t capacity; };
-
-static inline int shm_has_room(void *state)
+/* 1 if `bytes` more fit behind the head, 0 if not, SHM_CH_ECORRUPT for an impossible tail. */
+static inline int shm_writer_room(struct shm_channel_writer *w, uint64_t bytes)
 {
-    struct shm_room *r = state;
-    uint64_t head = *SHM_AT(r->lane, SHM_LANE_HEAD, uint64_t);
-    uint64_t tail = __atomic_load_n(SHM_AT(r->lane, SHM_LANE_TAIL, uint64_t), __ATOMIC_ACQUIRE);
-    return head + r->need - tail <= r->capacity;
+    if (w->head + bytes - w->tail_seen <= w->channel.capacity) return 1;
+    uint64_t tail = __atomic_load_n(SHM_AT(w->lane, SHM_LANE_TAIL, uint64_t), __ATOMIC_ACQUIRE);
+    if ((tail & SHM_POSITION_MUST_BE_CLEAR) || w->head - tail > w->channel.capacity) return shm_writer_fail(w);
+    w->tail_seen = tail;
+    return w->head + bytes - tail <= w->channel.capacity;
 }
 
-/* Writes one message to lane `index`, waiting for room; 0, or -1 if it can never fit. */
-static inline int shm_channel_write(char *channel, int index, const void *data, uint32_t length)
+/* Publishes the head, expecting the one this writer published last; wakes the reader if it sleeps. */
+static inline int shm_writer_publish(struct shm_channel_writer *w, uint64_t head)
 {
-    char *lane = shm_channel_lane(channel, index), *ring = lane + 256;
-    uint64_t capacity = *SHM_AT(channel, SHM_CH_CAPACITY, uint64_t), mask = capacity - 1;
-    uint64_t record = (8 + (uint64_t)length + 7) & ~(uint64_t)7;
-    if (record > capacity) return -1;
-    uint64_t head = *SHM_AT(lane, SHM_LANE_HEAD, uint64_t);
-    uint64_t offset = head & mask, padding = offset + record > capacity ? capacity - offset : 0;
-    struct shm_room room = {lane, padding + record, capacity};
-    for (int spin = 0; !shm_has_room(&room); spin++) {
-        if (spin < 200) { SHM_PAUSE(); continue; }
-        shm_park(SHM_AT(lane, SHM_LANE_SPACE_SEQUENCE, uint32_t), SHM_AT(lane, SHM_LANE_WRITER_SLEEPING, uint32_t), shm_has_room, &room);
+    uint64_t expected = w->head;
+    if (!__atomic_compare_exchange_n(SHM_AT(w->lane, SHM_LANE_HEAD, uint64_t), &expected, head, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        return shm_writer_fail(w);
     }
-    if (padding) {
-        *(uint32_t *)(ring + offset) = (uint32_t)(padding - 8);
-        *(uint32_t *)(ring + offset + 4) = 1;
-        head += padding;
-    }
-    char *at = ring + (head & mask);
-    *(uint32_t *)at = length;
-    *(uint32_t *)(at + 4) = 0;
-    memcpy(at + 8, data, length);
-    __atomic_exchange_n(SHM_AT(lane, SHM_LANE_HEAD, uint64_t), head + record, __ATOMIC_SEQ_CST);
-    shm_wake_if_sleeping(SHM_AT(channel, SHM_CH_READER_SEQUENCE, uint32_t), SHM_AT(channel, SHM_CH_READER_SLEEPING, uint32_t));
+    w->head = head;
+    shm_wake_if_sleeping(SHM_AT(w->channel.base, SHM_CH_READER_SEQUENCE, uint32_t), SHM_AT(w->channel.base, SHM_CH_READER_SLEEPING, uint32_t));
     return 0;
 }
 
-static inline void shm_channel_complete(char *channel, int index)
+/* The bytes the next step of writing a `length`-byte message needs: its padding first, if it would cross the end of the ring. */
+static inline uint64_t shm_writer_next_step(const struct shm_channel_writer *w, uint32_t length)
 {
-    __atomic_store_n(SHM_AT(shm_channel_lane(channel, index), SHM_LANE_STATE, uint32_t), 2, __ATOMIC_SEQ_CST);
-    shm_wake_if_sleeping(SHM_AT(channel, SHM_CH_READER_SEQUENCE, uint32_t), SHM_AT(channel, SHM_CH_READER_SLEEPING, uint32_t));
+    uint64_t record = (8 + (uint64_t)length + 7) & ~(uint64_t)7, offset = w->head & (w->channel.capacity - 1);
+    return offset + record > w->channel.capacity ? w->channel.capacity - offset : record;
 }
 
-/* Becomes the channel's reader; 0, or -1 if another process is. */
-static inline int shm_channel_attach_reader(char *channel)
+/* Writes one message if there is room now: 0, SHM_CH_EAGAIN if the lane is full, or an error (see above). */
+static inline int shm_channel_try_write(struct shm_channel_writer *w, const void *data, uint32_t length)
 {
-    int none = 0;
-    if (!__atomic_compare_exchange_n(SHM_AT(channel, SHM_CH_READER_PID, int32_t), &none, getpid(), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return -1;
-    *SHM_AT(channel, SHM_CH_READER_START, int64_t) = shm_self_start_time();
+    uint64_t capacity = w->channel.capacity, mask = capacity - 1;
+    uint64_t record = (8 + (uint64_t)length + 7) & ~(uint64_t)7, offset = w->head & mask;
+    char *ring = w->lane + SHM_CH_LANE_HEADER_SIZE;
+    int room, error;
+    if (w->failed) return w->failed;
+    if (w->completed) return SHM_CH_ECLOSED;
+    if (record > capacity) return SHM_CH_EMSGSIZE;
+    if ((error = shm_writer_closed(w)) != 0) return error;
+    if (!shm_writer_owns_lane(w)) return SHM_CH_ESTALE;
+    if (offset + record > capacity) {
+        /* The padding goes out on its own as soon as it fits; the record then waits for room at 0. */
+        uint64_t padding = capacity - offset;
+        if ((room = shm_writer_room(w, padding)) <= 0) return room == 0 ? SHM_CH_EAGAIN : room;
+        *SHM_AT(ring, offset, uint64_t) = shm_record_header(w->head, (uint32_t)(padding - 8), SHM_RECORD_PADDING);
+        if ((error = shm_writer_publish(w, w->head + padding)) != 0) return error;
+        offset = 0;
+    }
+    if ((room = shm_writer_room(w, record)) <= 0) return room == 0 ? SHM_CH_EAGAIN : room;
+    memcpy(ring + offset + 8, data, length);
+    *SHM_AT(ring, offset, uint64_t) = shm_record_header(w->head, length, 0);
+    return shm_writer_publish(w, w->head + record);
+}
+
+/* SHM_CH_ECLOSED if the reader died, SHM_CH_ECORRUPT for an impossible reader pid, else 0. */
+static inline int shm_writer_reader_gone(struct shm_channel_writer *w)
+{
+    int32_t reader = __atomic_load_n(SHM_AT(w->channel.base, SHM_CH_READER_PID, int32_t), __ATOMIC_ACQUIRE);
+    if (reader < 0) return shm_writer_fail(w);
+    int64_t started = __atomic_load_n(SHM_AT(w->channel.base, SHM_CH_READER_START, int64_t), __ATOMIC_ACQUIRE);
+    return reader != 0 && !shm_process_alive(reader, started) ? SHM_CH_ECLOSED : 0;
+}
+
+/*
+ * Writes one message, waiting for room up to timeout_ms milliseconds (-1: for ever): spins briefly,
+ * then parks on the lane's futex, looking every 100 ms whether the reader died. 0 or an error.
+ */
+static inline int shm_channel_write(struct shm_channel_writer *w, const void *data, uint32_t length, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : shm_now_ms() + timeout_ms;
+    uint32_t *sequence = SHM_AT(w->lane, SHM_LANE_SPACE_SEQUENCE, uint32_t);
+    uint32_t *sleeping = SHM_AT(w->lane, SHM_LANE_WRITER_SLEEPING, uint32_t);
+    for (int spin = 0;; spin++) {
+        int result = shm_channel_try_write(w, data, length), gone;
+        if (result != SHM_CH_EAGAIN) return result;
+        if (spin < 200) {
+            SHM_PAUSE();
+            continue;
+        }
+        if ((gone = shm_writer_reader_gone(w)) != 0) return gone;
+        /* Only the writer writes its head: another value would stall the reader silently. */
+        if (__atomic_load_n(SHM_AT(w->lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE) != w->head) return shm_writer_fail(w);
+        int64_t left = deadline - shm_now_ms();
+        if (left <= 0) return SHM_CH_ETIMEDOUT;
+        uint32_t seen = __atomic_load_n(sequence, __ATOMIC_SEQ_CST);
+        __atomic_store_n(sleeping, 1, __ATOMIC_SEQ_CST);
+        if (shm_writer_room(w, shm_writer_next_step(w, length)) == 0) shm_sleep_on(sequence, seen, left < 100 ? left : 100);
+        __atomic_store_n(sleeping, 0, __ATOMIC_SEQ_CST);
+    }
+}
+
+/*
+ * Says this writer is done (final: writes after it return SHM_CH_ECLOSED): if its lane still names
+ * it, stores the final head, then the completed state. 0, or SHM_CH_ESTALE if the lane was given
+ * to another writer (it is left alone). Calling it again does nothing.
+ */
+static inline int shm_channel_complete(struct shm_channel_writer *w)
+{
+    if (w->completed) return 0;
+    w->completed = 1;
+    if (!shm_writer_owns_lane(w)) return SHM_CH_ESTALE;
+    __atomic_store_n(SHM_AT(w->lane, SHM_LANE_FINAL_HEAD, uint64_t), w->head, __ATOMIC_SEQ_CST);
+    __atomic_store_n(SHM_AT(w->lane, SHM_LANE_STATE, uint32_t), SHM_LANE_COMPLETED, __ATOMIC_SEQ_CST);
+    shm_wake_if_sleeping(SHM_AT(w->channel.base, SHM_CH_READER_SEQUENCE, uint32_t), SHM_AT(w->channel.base, SHM_CH_READER_SLEEPING, uint32_t));
     return 0;
 }
 
-static inline int shm_channel_has_message(void *state)
+static inline int shm_reader_fail(struct shm_channel_reader *r)
 {
-    char *channel = state;
-    for (uint32_t i = 0; i < *SHM_AT(channel, SHM_CH_LANES, uint32_t); i++) {
-        char *lane = shm_channel_lane(channel, i);
-        if (*SHM_AT(lane, SHM_LANE_TAIL, uint64_t) < __atomic_load_n(SHM_AT(lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE)) return 1;
+    return r->failed = SHM_CH_ECORRUPT;
+}
+
+/* A head is a multiple of 8 below 2^63, at most a ring ahead of the tail. */
+static inline int shm_reader_head_ok(const struct shm_channel_reader *r, uint64_t head, uint64_t tail)
+{
+    return !(head & SHM_POSITION_MUST_BE_CLEAR) && head - tail <= r->channel.capacity;
+}
+
+/*
+ * Becomes the channel's reader (taking a dead reader's place) and reads each lane's tail once,
+ * checked. 0, SHM_CH_EBUSY if another live process is the reader, or SHM_CH_ECORRUPT.
+ */
+static inline int shm_channel_reader_attach(struct shm_channel_reader *r, const struct shm_channel *ch)
+{
+    int32_t *reader = SHM_AT(ch->base, SHM_CH_READER_PID, int32_t);
+    int64_t *reader_start = SHM_AT(ch->base, SHM_CH_READER_START, int64_t);
+    memset(r, 0, sizeof *r);
+    r->channel = *ch;
+    r->pid = (int32_t)getpid();
+    int64_t started = shm_self_start_time();
+    for (;;) {
+        int32_t current = __atomic_load_n(reader, __ATOMIC_ACQUIRE);
+        if (current < 0) return shm_reader_fail(r);
+        if (current != 0 && shm_process_alive(current, __atomic_load_n(reader_start, __ATOMIC_ACQUIRE))) return SHM_CH_EBUSY;
+        if (current != 0) __atomic_store_n(reader_start, 0, __ATOMIC_SEQ_CST); /* no start time until ours is written */
+        if (__atomic_compare_exchange_n(reader, &current, r->pid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) break;
+    }
+    __atomic_store_n(reader_start, started, __ATOMIC_SEQ_CST);
+    for (uint32_t i = 0; i < ch->lanes; i++) {
+        char *lane = shm_channel_lane(ch, i);
+        uint64_t tail = __atomic_load_n(SHM_AT(lane, SHM_LANE_TAIL, uint64_t), __ATOMIC_ACQUIRE);
+        uint64_t head = __atomic_load_n(SHM_AT(lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE);
+        if ((tail & SHM_POSITION_MUST_BE_CLEAR) || !shm_reader_head_ok(r, head, tail)) {
+            int32_t self = r->pid;
+            __atomic_compare_exchange_n(reader, &self, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            return shm_reader_fail(r);
+        }
+        r->tails[i] = tail;
+    }
+    return 0;
+}
+
+/* Gives up the reader's place. */
+static inline void shm_channel_reader_detach(struct shm_channel_reader *r)
+{
+    int32_t self = r->pid;
+    __atomic_compare_exchange_n(SHM_AT(r->channel.base, SHM_CH_READER_PID, int32_t), &self, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+/* Publishes a lane's tail, expecting the one this reader published last; wakes the writer if it sleeps. */
+static inline int shm_reader_publish(struct shm_channel_reader *r, uint32_t index, char *lane, uint64_t tail)
+{
+    uint64_t expected = r->tails[index];
+    if (!__atomic_compare_exchange_n(SHM_AT(lane, SHM_LANE_TAIL, uint64_t), &expected, tail, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        return shm_reader_fail(r);
+    }
+    r->tails[index] = tail;
+    shm_wake_if_sleeping(SHM_AT(lane, SHM_LANE_SPACE_SEQUENCE, uint32_t), SHM_AT(lane, SHM_LANE_WRITER_SLEEPING, uint32_t));
+    return 0;
+}
+
+/* Takes the next message of lane `index` into buffer: its length, SHM_CH_EAGAIN, SHM_CH_EMSGSIZE or SHM_CH_ECORRUPT. */
+static inline long shm_reader_take(struct shm_channel_reader *r, uint32_t index, void *buffer, uint32_t size)
+{
+    uint64_t capacity = r->channel.capacity, tail = r->tails[index];
+    char *lane = shm_channel_lane(&r->channel, index), *ring = lane + SHM_CH_LANE_HEADER_SIZE;
+    uint64_t head = __atomic_load_n(SHM_AT(lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE); /* once per visit */
+    int error;
+    if (head == tail) return SHM_CH_EAGAIN;
+    if (!shm_reader_head_ok(r, head, tail)) return shm_reader_fail(r);
+    uint64_t offset = tail & (capacity - 1);
+    uint64_t header = __atomic_load_n(SHM_AT(ring, offset, uint64_t), __ATOMIC_ACQUIRE);
+    if ((header >> 32) & SHM_RECORD_PADDING) {
+        /* Padding: from a non-zero offset exactly to the end of the ring; the next record is at 0. */
+        if (offset == 0 || (uint32_t)header != capacity - offset - 8 || head - tail < capacity - offset ||
+            header != shm_record_header(tail, (uint32_t)header, SHM_RECORD_PADDING)) {
+            return shm_reader_fail(r);
+        }
+        tail += capacity - offset;
+        if ((error = shm_reader_publish(r, index, lane, tail)) != 0) return error;
+        if (head == tail) return SHM_CH_EAGAIN;
+        offset = 0;
+        header = __atomic_load_n(SHM_AT(ring, 0, uint64_t), __ATOMIC_ACQUIRE);
+        if ((header >> 32) & SHM_RECORD_PADDING) return shm_reader_fail(r); /* at most one padding per record */
+    }
+    uint32_t length = (uint32_t)header;
+    uint64_t record = 8 + (((uint64_t)length + 7) & ~(uint64_t)7);
+    if (offset + record > capacity || record > head - tail || header != shm_record_header(tail, length, 0)) return shm_reader_fail(r);
+    if (length > size) return SHM_CH_EMSGSIZE;
+    memcpy(buffer, ring + offset + 8, length);
+    /* A tail another process wrote meanwhile may have let the writer overwrite the copy: then it is not returned. */
+    if ((error = shm_reader_publish(r, index, lane, tail + record)) != 0) return error;
+    return (long)length;
+}
+
+/*
+ * Copies the next message (from the lanes in turn) into buffer: its length (>= 0), SHM_CH_EAGAIN if
+ * none is there now, SHM_CH_ECLOSED once the stream ended, SHM_CH_EMSGSIZE if the next message is
+ * longer than size (it stays unread), or SHM_CH_ECORRUPT.
+ */
+static inline long shm_channel_try_read(struct shm_channel_reader *r, void *buffer, uint32_t size)
+{
+    if (r->failed) return r->failed;
+    if (r->ended) return SHM_CH_ECLOSED;
+    for (uint32_t visited = 0, index = r->next_lane; visited < r->channel.lanes; visited++) {
+        long result = shm_reader_take(r, index, buffer, size);
+        if (result != SHM_CH_EAGAIN) {
+            if (result >= 0) r->next_lane = index + 1 == r->channel.lanes ? 0 : index + 1;
+            return result;
+        }
+        index = index + 1 == r->channel.lanes ? 0 : index + 1;
+    }
+    return SHM_CH_EAGAIN;
+}
+
+static inline int shm_reader_has_message(const struct shm_channel_reader *r)
+{
+    for (uint32_t i = 0; i < r->channel.lanes; i++) {
+        if (__atomic_load_n(SHM_AT(shm_channel_lane(&r->channel, i), SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE) != r->tails[i]) return 1;
     }
     return 0;
 }
 
 /*
- * Copies the next message (from the lanes in turn) into `buffer`, waiting for one; returns its
- * length, or -1 once every writer that attached has completed and everything was read (this simple
- * reader does not watch for writers that die: the .NET reader does).
+ * Frees the drained lanes of writers that completed or died (reading /proc for the ones that did
+ * not complete), and decides whether the stream ended: some writer attached once, none is attached
+ * now, nothing is left. 1 if it ended, 0 if not, or SHM_CH_ECORRUPT.
  */
-static inline long shm_channel_read(char *channel, void *buffer, uint32_t size)
+static inline int shm_channel_reader_ended(struct shm_channel_reader *r)
 {
-    uint32_t lanes = *SHM_AT(channel, SHM_CH_LANES, uint32_t);
-    uint64_t mask = *SHM_AT(channel, SHM_CH_CAPACITY, uint64_t) - 1;
-    for (int spin = 0;; spin++) {
-        int attached = 0;
-        for (uint32_t i = 0; i < lanes; i++) {
-            char *lane = shm_channel_lane(channel, i), *ring = lane + 256;
-            uint64_t tail = *SHM_AT(lane, SHM_LANE_TAIL, uint64_t);
-            uint32_t state = __atomic_load_n(SHM_AT(lane, SHM_LANE_STATE, uint32_t), __ATOMIC_ACQUIRE);
-            uint64_t head = __atomic_load_n(SHM_AT(lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE);
-            while (tail < head) {
-                char *at = ring + (tail & mask);
-                uint32_t length = *(uint32_t *)at;
-                uint64_t next = tail + ((8 + (uint64_t)length + 7) & ~(uint64_t)7);
-                if (*(uint32_t *)(at + 4) & 1) { tail = next; continue; }
-                if (length > size) return -2;
-                memcpy(buffer, at + 8, length);
-                __atomic_exchange_n(SHM_AT(lane, SHM_LANE_TAIL, uint64_t), next, __ATOMIC_SEQ_CST);
-                shm_wake_if_sleeping(SHM_AT(lane, SHM_LANE_SPACE_SEQUENCE, uint32_t), SHM_AT(lane, SHM_LANE_WRITER_SLEEPING, uint32_t));
-                return length;
-            }
-            __atomic_exchange_n(SHM_AT(lane, SHM_LANE_TAIL, uint64_t), tail, __ATOMIC_SEQ_CST);
-            if (*SHM_AT(lane, SHM_LANE_WRITER_PID, int32_t) != 0 && state != 2) attached = 1;
+    int attached = 0;
+    if (r->failed) return r->failed;
+    if (r->ended) return 1;
+    for (uint32_t i = 0; i < r->channel.lanes; i++) {
+        char *lane = shm_channel_lane(&r->channel, i);
+        /* Only the reader writes a tail: another value would stall the writer silently. */
+        if (__atomic_load_n(SHM_AT(lane, SHM_LANE_TAIL, uint64_t), __ATOMIC_ACQUIRE) != r->tails[i]) return shm_reader_fail(r);
+        int32_t writer = __atomic_load_n(SHM_AT(lane, SHM_LANE_WRITER_PID, int32_t), __ATOMIC_ACQUIRE);
+        if (writer == 0) continue;
+        uint32_t state = __atomic_load_n(SHM_AT(lane, SHM_LANE_STATE, uint32_t), __ATOMIC_ACQUIRE);
+        if (writer < 0 || state > SHM_LANE_COMPLETED) return shm_reader_fail(r);
+        if (__atomic_load_n(SHM_AT(lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE) != r->tails[i] ||
+            (state != SHM_LANE_COMPLETED && shm_process_alive(writer, __atomic_load_n(SHM_AT(lane, SHM_LANE_WRITER_START, int64_t), __ATOMIC_ACQUIRE)))) {
+            attached = 1;
+            continue;
         }
-        if (!attached && __atomic_load_n(SHM_AT(channel, SHM_CH_EVER_WRITTEN, uint32_t), __ATOMIC_ACQUIRE) && !shm_channel_has_message(channel)) return -1;
-        if (spin < 200) { SHM_PAUSE(); continue; }
-        shm_park(SHM_AT(channel, SHM_CH_READER_SEQUENCE, uint32_t), SHM_AT(channel, SHM_CH_READER_SLEEPING, uint32_t), shm_channel_has_message, channel);
+        /* Gone: read the head again, so that what it committed before is delivered first. */
+        uint64_t head = __atomic_load_n(SHM_AT(lane, SHM_LANE_HEAD, uint64_t), __ATOMIC_ACQUIRE);
+        if (head != r->tails[i]) {
+            attached = 1;
+            continue;
+        }
+        if (state == SHM_LANE_COMPLETED) {
+            if (__atomic_load_n(SHM_AT(lane, SHM_LANE_FINAL_HEAD, uint64_t), __ATOMIC_ACQUIRE) != head) return shm_reader_fail(r);
+        } else {
+            r->dead_writers++;
+            r->last_dead_writer = writer;
+        }
+        __atomic_store_n(SHM_AT(lane, SHM_LANE_STATE, uint32_t), SHM_LANE_FREE, __ATOMIC_SEQ_CST);
+        __atomic_store_n(SHM_AT(lane, SHM_LANE_WRITER_PID, int32_t), 0, __ATOMIC_SEQ_CST);
+    }
+    uint32_t ever = __atomic_load_n(SHM_AT(r->channel.base, SHM_CH_EVER_WRITTEN, uint32_t), __ATOMIC_ACQUIRE);
+    if (ever > 1) return shm_reader_fail(r);
+    if (attached || !ever || shm_reader_has_message(r)) return 0;
+    __atomic_store_n(SHM_AT(r->channel.base, SHM_CH_CLOSED, uint32_t), 1, __ATOMIC_SEQ_CST);
+    r->ended = 1;
+    return 1;
+}
+
+/*
+ * Copies the next message into buffer, waiting up to timeout_ms milliseconds (-1: for ever): spins
+ * briefly, then parks on the channel's futex, looking every 100 ms whether the writers live. Its
+ * length, SHM_CH_ECLOSED once every writer that attached completed or died and everything was read
+ * (dead_writers counts those that died), SHM_CH_ETIMEDOUT, SHM_CH_EMSGSIZE or SHM_CH_ECORRUPT.
+ */
+static inline long shm_channel_read(struct shm_channel_reader *r, void *buffer, uint32_t size, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : shm_now_ms() + timeout_ms;
+    uint32_t *sequence = SHM_AT(r->channel.base, SHM_CH_READER_SEQUENCE, uint32_t);
+    uint32_t *sleeping = SHM_AT(r->channel.base, SHM_CH_READER_SLEEPING, uint32_t);
+    for (int spin = 0;; spin++) {
+        long result = shm_channel_try_read(r, buffer, size);
+        int ended;
+        if (result != SHM_CH_EAGAIN) return result;
+        if (spin < 200) {
+            SHM_PAUSE();
+            continue;
+        }
+        if ((ended = shm_channel_reader_ended(r)) != 0) return ended == 1 ? SHM_CH_ECLOSED : ended;
+        int64_t left = deadline - shm_now_ms();
+        if (left <= 0) return SHM_CH_ETIMEDOUT;
+        uint32_t seen = __atomic_load_n(sequence, __ATOMIC_SEQ_CST);
+        __atomic_store_n(sleeping, 1, __ATOMIC_SEQ_CST);
+        if (!shm_reader_has_message(r)) shm_sleep_on(sequence, seen, left < 100 ? left : 100);
+        __atomic_store_n(sleeping, 0, __ATOMIC_SEQ_CST);
     }
 }
 

@@ -234,8 +234,8 @@ public sealed class ChannelTests : IDisposable
         long second = SharedChannel.RequiredLength(8 * 1024);
         using var fromC = SharedChannel.Create(region, 0, 8 * 1024);
         using var toC = SharedChannel.Create(region, second, 8 * 1024);
-        string writer = Sources.CompileC("writer", Sources.CWriter);
-        string reader = Sources.CompileC("reader", Sources.CReader);
+        string writer = Sources.CompileC("writer", Sources.CWriter, flags: Sources.StrictC);
+        string reader = Sources.CompileC("reader", Sources.CReader, flags: Sources.StrictC);
 
         using SharedChannelReader fromReader = fromC.OpenReader();
         using Child cWriter = Child.Spawn(writer, ["/" + name, "0", "20000"]);
@@ -244,7 +244,7 @@ public sealed class ChannelTests : IDisposable
         {
             for (int i = 0; i < 20_000; i++)
             {
-                toWriter.Write(MessageOf(1, i));
+                Assert.True(toWriter.Write(MessageOf(1, i), Bound, CancellationToken.None), $"the C reader took nothing for {Bound.TotalSeconds} s (message {i})");
             }
         }
         int count = 0;
@@ -383,8 +383,8 @@ public sealed class ChannelTests : IDisposable
         using var mutex = SharedMutex.Create(region, SharedChannel.RequiredLength(4096));
         Assert.Contains("not a SharedChannel", Assert.Throws<InvalidOperationException>(() => SharedChannel.Open(region, SharedChannel.RequiredLength(4096))).Message, StringComparison.Ordinal);
         Assert.Contains("still zero", Assert.Throws<InvalidOperationException>(() => SharedChannel.Open(region, SharedChannel.RequiredLength(4096) + 1024)).Message, StringComparison.Ordinal);
-        region.Write(4, (5 << 16) | 2); // the same channel, as a later layout version would mark it
-        Assert.Contains("layout version 2", Assert.Throws<InvalidOperationException>(() => SharedChannel.Open(region, 0)).Message, StringComparison.Ordinal);
+        region.Write(4, (5 << 16) | 3); // the same channel, as a later layout version would mark it
+        Assert.Contains("layout version 3", Assert.Throws<InvalidOperationException>(() => SharedChannel.Open(region, 0)).Message, StringComparison.Ordinal);
         Assert.Throws<InvalidOperationException>(() => channel.OpenReader()); // one reader: this process holds it
     }
 

@@ -39,6 +39,26 @@ internal static class Worker
         }
     }
 
+    /// <summary>
+    /// Runs the worker as uid nobody in a mount namespace of its own whose /proc is mounted with
+    /// hidepid=2, so that it cannot see this process at all; <paramref name="inherit"/> is passed on.
+    /// </summary>
+    public static ChildExit RunHidden(SharedRegion inherit, params string[] arguments)
+    {
+        string log = Path.GetTempFileName();
+        try
+        {
+            string hidden = $"mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid=65534 --regid=65534 --clear-groups dotnet '{Dll}' {string.Join(' ', arguments)}";
+            using Child worker = Child.Spawn("/bin/sh", ["-c", $"unshare -m --propagation private sh -c \"{hidden}\" > '{log}' 2>&1"], inherit);
+            ChildExit exit = worker.WaitOrFail();
+            return exit.Succeeded ? exit : throw new Xunit.Sdk.XunitException($"the worker {exit}: {File.ReadAllText(log)}");
+        }
+        finally
+        {
+            File.Delete(log);
+        }
+    }
+
     /// <summary>Runs the worker with one environment variable set for it, and returns how it ended.</summary>
     public static ChildExit RunWith(string variable, string value, params string[] arguments)
     {

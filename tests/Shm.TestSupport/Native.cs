@@ -39,6 +39,13 @@ public static partial class Native
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
 
+    /// <summary>PROT_NONE: a page nothing may read or write.</summary>
+    public const int PROT_NONE = 0;
+
+    /// <summary>mprotect(2) on part of a mapping (a region's <c>Protect</c> covers the whole region); 0 or -1 with errno set.</summary>
+    [LibraryImport("libc", EntryPoint = "mprotect", SetLastError = true)]
+    public static partial int Mprotect(nint address, nint length, int protection);
+
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial long Syscall(long number, nint arg1, nint arg2);
 

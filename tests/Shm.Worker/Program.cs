@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
 using System.Threading;
+using System.Threading.Channels;
 using System.Threading.Tasks;
 using Shm.Interop;
 using Shm.TestSupport;
@@ -38,6 +39,7 @@ public static partial class Program
         "watcher-polling" => WatcherPolling(),
         "dispose-under-wait" => DisposeUnderWait(args[1]),
         "hold-futex-mutex" => HoldFutexMutex(),
+        "hidden-peers" => HiddenPeers(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         _ => Unexpected,
     };
 
@@ -431,6 +433,61 @@ public static partial class Program
             writer.Write(bytes);
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Run as another uid under a hidepid=2 /proc, where process <paramref name="peer"/> is invisible:
+    /// inherited region 0 holds three channels of one 4 KiB lane. In the first the peer is the live
+    /// reader, in the second a live silent writer, in the third a live reader that reads nothing.
+    /// None of them may be taken for dead.
+    /// </summary>
+    private static int HiddenPeers(int peer)
+    {
+        bool hidden = !Directory.Exists($"/proc/{peer}") && Native.Kill(peer, 0) != 0 && Marshal.GetLastPInvokeError() == 1 /* EPERM */;
+        using SharedRegion region = SharedRegion.OpenInherited();
+        long each = SharedChannel.RequiredLength(4096);
+        using SharedChannel withReader = SharedChannel.Open(region, 0);
+        using SharedChannel withWriter = SharedChannel.Open(region, each);
+        using SharedChannel withSilentReader = SharedChannel.Open(region, 2 * each);
+        string readerTakenOver = "no";
+        try
+        {
+            withReader.OpenReader().Dispose();
+            readerTakenOver = "yes";
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        string writerSeen;
+        using (SharedChannelReader reader = withWriter.OpenReader())
+        {
+            try
+            {
+                writerSeen = reader.TryRead(out ReceivedMessage message, TimeSpan.FromMilliseconds(300), CancellationToken.None)
+                    ? "a message" : reader.DeadWriters.Count == 0 ? "alive" : "dead";
+            }
+            catch (ChannelClosedException ended)
+            {
+                writerSeen = ended.Message;
+            }
+        }
+        string readerSeen;
+        using (SharedChannelWriter writer = withSilentReader.OpenWriter())
+        {
+            try
+            {
+                while (writer.TryWrite(new byte[500]))
+                {
+                }
+                readerSeen = writer.Write(new byte[500], TimeSpan.FromMilliseconds(300), CancellationToken.None) ? "read" : "alive";
+            }
+            catch (ChannelClosedException died)
+            {
+                readerSeen = died.Message;
+            }
+        }
+        Console.WriteLine($"peer {peer} hidden: {hidden}; its reader place taken over: {readerTakenOver}; its writer: {writerSeen}; its reader: {readerSeen}");
+        return hidden && readerTakenOver == "no" && writerSeen == "alive" && readerSeen == "alive" ? 0 : Unexpected;
     }
 
     private static unsafe long ReapedChildrensMinorFaults()

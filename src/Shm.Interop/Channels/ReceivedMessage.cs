@@ -9,16 +9,23 @@ namespace Shm.Interop;
 /// disposed, which gives the space back to the writer. Take the next message only after disposing
 /// this one.
 /// </summary>
+/// <remarks>
+/// The reader numbers the messages it hands out, and each message carries its number: disposing a
+/// copy of a message released already (or disposing twice) does nothing, so it can never give back
+/// the space of the message being read now.
+/// </remarks>
 public readonly unsafe struct ReceivedMessage : IDisposable
 {
     private readonly SharedChannelReader? _reader;
     private readonly byte* _bytes;
+    private readonly long _number;
     private readonly ReadOnlyMemory<byte> _memory;
 
-    internal ReceivedMessage(SharedChannelReader reader, byte* bytes, int length)
+    internal ReceivedMessage(SharedChannelReader reader, byte* bytes, int length, long number)
     {
         _reader = reader;
         _bytes = bytes;
+        _number = number;
         Length = length;
         _memory = default;
     }
@@ -29,6 +36,7 @@ public readonly unsafe struct ReceivedMessage : IDisposable
     {
         _reader = null;
         _bytes = null;
+        _number = 0;
         _memory = memory;
         Length = memory.Length;
     }
@@ -51,6 +59,7 @@ public readonly unsafe struct ReceivedMessage : IDisposable
     /// <summary>Copies the bytes into a new array.</summary>
     public byte[] ToArray() => Span.ToArray();
 
-    /// <summary>Releases the message: its space in the ring goes back to the writer.</summary>
-    public void Dispose() => _reader?.Release(_bytes);
+    /// <summary>Releases the message: its space in the ring goes back to the writer. Does nothing for a message released already.</summary>
+    /// <exception cref="SharedMemoryCorruptedException">Another process rewrote the lane's tail while this message was read: the writer may have overwritten its bytes.</exception>
+    public void Dispose() => _reader?.Release(_number);
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 
 namespace Shm.Interop;
@@ -22,14 +23,21 @@ namespace Shm.Interop;
 /// died, or a normal end if they all completed. A writer whose reader died fails as soon as it would
 /// have to wait for room. Peers are named by pid and start time, so a reused pid is not mistaken
 /// for a live peer.</para>
+/// <para>The channel's memory is untrusted: every value read from it (lane count and capacity once
+/// at <see cref="Open"/>, then heads, tails, record headers, lane states) is read once, checked, and
+/// refused with <see cref="SharedMemoryCorruptedException"/> if impossible. A reader or writer that
+/// met corruption refuses further use; the process is unharmed.</para>
 /// </remarks>
 public sealed unsafe class SharedChannel : SharedPrimitive
 {
+    private readonly List<object> _endpoints = [];
+
     private SharedChannel(SharedRegion region, long offset, long size, bool create, TimeSpan timeout, Action<nint>? initialise)
         : base(region, offset, size, PrimitiveKind.SharedChannel, create, timeout, initialise)
     {
-        LaneCount = *(int*)(Bytes + ChannelLayout.Lanes);
-        LaneCapacity = *(long*)(Bytes + ChannelLayout.LaneCapacity);
+        // Read once, here: every later use takes these copies, never the shared words.
+        LaneCount = Volatile.Read(ref *(int*)(Bytes + ChannelLayout.Lanes));
+        LaneCapacity = Volatile.Read(ref *(long*)(Bytes + ChannelLayout.LaneCapacity));
     }
 
     /// <summary>How many writers may be attached at once (1: single-producer).</summary>
@@ -44,6 +52,9 @@ public sealed unsafe class SharedChannel : SharedPrimitive
     internal byte* Header => Bytes;
 
     internal byte* Lane(int index) => Bytes + ChannelLayout.HeaderSize + (index * ChannelLayout.LaneStride(LaneCapacity));
+
+    /// <summary>Where <paramref name="address"/>, inside the channel, lives in the region (for corruption reports).</summary>
+    internal long RegionOffsetOf(byte* address) => Offset + (address - Bytes);
 
     /// <summary>The bytes a channel of <paramref name="writers"/> lanes of <paramref name="laneCapacity"/> bytes needs.</summary>
     /// <param name="laneCapacity">Bytes per lane: a power of two from 4 KiB to 1 GiB.</param>
@@ -77,15 +88,21 @@ public sealed unsafe class SharedChannel : SharedPrimitive
     /// <param name="region">The region it lives in.</param>
     /// <param name="offset">Where it was created.</param>
     /// <exception cref="InvalidOperationException">The bytes there are not a channel, or one of another layout version.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">The channel's lane count or capacity is impossible.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The channel described there does not fit in the region.</exception>
     public static SharedChannel Open(SharedRegion region, long offset = 0)
     {
         var channel = new SharedChannel(region, offset, ChannelLayout.HeaderSize, create: false, DefaultInitialisationTimeout, null);
         try
         {
-            if (!ChannelLayout.IsValidCapacity(channel.LaneCapacity) || channel.LaneCount is < 1 or > ChannelLayout.MaximumWriters)
+            if (channel.LaneCount is < 1 or > ChannelLayout.MaximumWriters)
             {
-                throw new InvalidOperationException($"The channel at offset {offset} describes {channel.LaneCount} lanes of {channel.LaneCapacity} bytes: not a channel this library wrote.");
+                throw new SharedMemoryCorruptedException("channel lane count", offset + ChannelLayout.Lanes, channel.LaneCount, $"1 to {ChannelLayout.MaximumWriters}");
+            }
+            if (!ChannelLayout.IsValidCapacity(channel.LaneCapacity))
+            {
+                throw new SharedMemoryCorruptedException("channel lane capacity", offset + ChannelLayout.LaneCapacity, channel.LaneCapacity,
+                    $"a power of two from {ChannelLayout.MinimumLaneCapacity} to {ChannelLayout.MaximumLaneCapacity}");
             }
             long needed = ChannelLayout.RequiredLength(channel.LaneCapacity, channel.LaneCount);
             if (offset > region.Length - needed)
@@ -119,6 +136,49 @@ public sealed unsafe class SharedChannel : SharedPrimitive
     }
 
     internal void EnsureUsable() => ThrowIfDisposed();
+
+    /// <summary>
+    /// Registers a reader or writer: it holds the region mapped until <see cref="Detach"/> (so its
+    /// own dispose can still write its lane or place), and the channel's dispose ends its pending waits.
+    /// </summary>
+    internal void Attach(object endpoint)
+    {
+        lock (_endpoints)
+        {
+            ThrowIfDisposed();
+            bool added = false;
+            Region.SafeMappingHandle.DangerousAddRef(ref added);
+            _endpoints.Add(endpoint);
+        }
+    }
+
+    /// <summary>Ends the endpoint's pending waits and gives its hold on the region back.</summary>
+    internal void Detach(object endpoint)
+    {
+        FutexWatcher.Abandon(endpoint);
+        lock (_endpoints)
+        {
+            if (!_endpoints.Remove(endpoint))
+            {
+                return;
+            }
+        }
+        Region.SafeMappingHandle.DangerousRelease();
+    }
+
+    /// <summary>Ends the pending waits of every reader and writer of this object.</summary>
+    private protected override void OnDispose()
+    {
+        object[] endpoints;
+        lock (_endpoints)
+        {
+            endpoints = [.. _endpoints];
+        }
+        foreach (object endpoint in endpoints)
+        {
+            FutexWatcher.Abandon(endpoint);
+        }
+    }
 
     internal static void Wake(int* sequence, int* sleeping)
     {

@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Threading;
 using System.Threading.Channels;
 using System.Threading.Tasks;
@@ -11,47 +13,84 @@ namespace Shm.Interop;
 /// The reader of a <see cref="SharedChannel"/>: takes messages from every writer's lane in turn, in
 /// place (zero copy). Use it from one thread at a time, and dispose each message before taking the next.
 /// </summary>
+/// <remarks>
+/// Every value it reads from the channel is checked before use: a lane's head (a multiple of 8, at
+/// most a ring ahead of the tail this reader published), each record header (wholly inside the ring
+/// and inside the head, its check word matching its position and length), padding (from a non-zero
+/// offset exactly to the ring's end), lane states and pids. An impossible value is reported with
+/// <see cref="SharedMemoryCorruptedException"/>, and the reader refuses further use from then on.
+/// The tails are the reader's own: it keeps them privately and only publishes them, and reports a
+/// tail another process rewrote when it next publishes.
+/// </remarks>
 public sealed class SharedChannelReader : IMessageReader
 {
     /// <summary>How long an idle reader spins before it parks: a futex wake-up costs tens of microseconds on a VM.</summary>
     private static readonly long SpinTicks = Stopwatch.Frequency / 10_000;
 
+    /// <summary>How often, at most, a reader with nothing to do asks /proc whether its writers live.</summary>
+    private static readonly long LivenessEvery = Stopwatch.Frequency / 20;
+
     private readonly SharedChannel _channel;
     private readonly unsafe byte* _header;
+    private readonly unsafe byte* _lanes;
+    private readonly long _stride;
+    private readonly long _capacity;
     private readonly long _mask;
+    private readonly int _laneCount;
+
+    /// <summary>Each lane's tail as this reader last published it: never read back from shared memory.</summary>
+    private readonly long[] _tails;
+
     private readonly List<int> _deadWriters = [];
     private int _nextLane;
     private int _pendingLane = -1;
     private long _pendingEnd;
+    private long _taken;
     private bool _ended;
     private long _lastLivenessCheck;
     private bool _disposed;
+    private SharedMemoryCorruptedException? _corruption;
 
     internal unsafe SharedChannelReader(SharedChannel channel)
     {
         _channel = channel;
         _header = channel.Header;
-        _mask = channel.LaneCapacity - 1;
-        (int pid, long started) = ProcessIdentity.Self();
-        int* reader = (int*)(_header + ChannelLayout.ReaderPid);
-        while (true)
+        _lanes = channel.Lane(0);
+        _laneCount = channel.LaneCount;
+        _capacity = channel.LaneCapacity;
+        _mask = _capacity - 1;
+        _stride = ChannelLayout.LaneStride(_capacity);
+        _tails = new long[_laneCount];
+        channel.Attach(this);
+        try
         {
-            int current = Volatile.Read(ref *reader);
-            if (current != 0 && ProcessIdentity.IsAlive(current, *(long*)(_header + ChannelLayout.ReaderStart)))
+            ClaimReaderPlace();
+        }
+        catch
+        {
+            channel.Detach(this);
+            throw;
+        }
+        try
+        {
+            // A reader taking a dead reader's place starts where it left off: each tail once, checked.
+            for (int i = 0; i < _laneCount; i++)
             {
-                throw new InvalidOperationException($"Process {current} is the channel's reader already; a channel has one reader.");
+                byte* lane = Lane(i);
+                long tail = Volatile.Read(ref *(long*)(lane + ChannelLayout.Tail));
+                if ((tail & ChannelLayout.PositionMustBeClear) != 0)
+                {
+                    throw Corrupt("channel lane tail", i, lane + ChannelLayout.Tail, tail, "a multiple of 8 below 2^63");
+                }
+                _tails[i] = tail;
+                CheckHead(i, lane, Volatile.Read(ref *(long*)(lane + ChannelLayout.Head)), tail);
             }
-            if (current != 0)
-            {
-                // Until ours is written, no start time: a writer that reads our pid beside the dead
-                // reader's start time would take us for dead.
-                Volatile.Write(ref *(long*)(_header + ChannelLayout.ReaderStart), 0);
-            }
-            if (Interlocked.CompareExchange(ref *reader, pid, current) == current)
-            {
-                *(long*)(_header + ChannelLayout.ReaderStart) = started; // a dead reader's place is taken over
-                return;
-            }
+        }
+        catch
+        {
+            Interlocked.CompareExchange(ref *(int*)(_header + ChannelLayout.ReaderPid), 0, Libc.getpid());
+            channel.Detach(this);
+            throw;
         }
     }
 
@@ -62,43 +101,22 @@ public sealed class SharedChannelReader : IMessageReader
     public bool IsCompleted => _ended;
 
     /// <inheritdoc/>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible (now or before): the reader is not used further.</exception>
     public unsafe bool TryRead(out ReceivedMessage message)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        _channel.EnsureUsable();
+        ThrowIfUnusable();
         if (_pendingLane >= 0)
         {
             throw new InvalidOperationException("The previous message was not released: dispose it before reading the next.");
         }
-        for (int visited = 0; visited < _channel.LaneCount; visited++)
+        int index = _nextLane;
+        for (int visited = 0; visited < _laneCount; visited++)
         {
-            int index = (_nextLane + visited) % _channel.LaneCount;
-            byte* lane = _channel.Lane(index);
-            long tail = *(long*)(lane + ChannelLayout.Tail);
-            long head = Volatile.Read(ref *(long*)(lane + ChannelLayout.Head));
-            while (tail < head)
+            if (TryTake(index, out message))
             {
-                byte* record = lane + ChannelLayout.LaneHeaderSize + (tail & _mask);
-                uint length = *(uint*)record;
-                long next = tail + ChannelLayout.Align(ChannelLayout.RecordHeaderSize + (int)Math.Min(length, (uint)int.MaxValue - 16));
-                if (length > _channel.MaxMessageLength || next > head)
-                {
-                    throw new InvalidOperationException($"Lane {index} holds a malformed record at {tail} (length {length}): the channel's memory was overwritten.");
-                }
-                if ((*(uint*)(record + 4) & ChannelLayout.Padding) != 0)
-                {
-                    tail = next; // skip to the start of the ring
-                    continue;
-                }
-                *(long*)(lane + ChannelLayout.Tail) = tail; // padding consumed; the message itself on release
-                (_pendingLane, _pendingEnd, _nextLane) = (index, next, (index + 1) % _channel.LaneCount);
-                message = new ReceivedMessage(this, record + ChannelLayout.RecordHeaderSize, (int)length);
                 return true;
             }
-            if (tail != *(long*)(lane + ChannelLayout.Tail))
-            {
-                Advance(lane, tail);
-            }
+            index = index + 1 == _laneCount ? 0 : index + 1;
         }
         message = default;
         return false;
@@ -125,6 +143,7 @@ public sealed class SharedChannelReader : IMessageReader
     /// <summary>Takes the next message, waiting as long as it takes (spinning briefly, then parked on a shared futex).</summary>
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <exception cref="ChannelClosedException">The stream ended: every writer completed or died (named in the message).</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     public unsafe ReceivedMessage Read(CancellationToken cancellationToken = default) =>
         TryRead(out ReceivedMessage message, Timeout.InfiniteTimeSpan, cancellationToken) ? message : throw new TimeoutException();
 
@@ -134,6 +153,7 @@ public sealed class SharedChannelReader : IMessageReader
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <exception cref="ChannelClosedException">The stream ended: every writer completed or died (named in the message).</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     public unsafe bool TryRead(out ReceivedMessage message, TimeSpan timeout, CancellationToken cancellationToken)
     {
         long deadline = Child.Deadline(timeout);
@@ -165,10 +185,14 @@ public sealed class SharedChannelReader : IMessageReader
     }
 
     /// <inheritdoc/>
+    /// <exception cref="ChannelClosedException">The stream ended because writers died (named in the message).</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
+    /// <exception cref="ObjectDisposedException">The reader or its channel was disposed, before or during the wait.</exception>
     public async ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
     {
         while (true)
         {
+            ThrowIfUnusable();
             if (HasMessage())
             {
                 return true;
@@ -186,11 +210,15 @@ public sealed class SharedChannelReader : IMessageReader
     {
         int* sequence = (int*)(_header + ChannelLayout.ReaderSequence);
         int seen = Volatile.Read(ref *sequence);
-        return FutexWatcher.Wait(this, _channel.Region.SafeMappingHandle, sequence, seen, (int*)(_header + ChannelLayout.ReaderSleeping),
-            () => HasMessage() || CheckEnded(force: false), Timeout.InfiniteTimeSpan, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
+        return FutexWatcher.Wait(this, _channel.Region.SafeMappingHandle, sequence, seen, (int*)(_header + ChannelLayout.ReaderSleeping), () =>
+        {
+            ThrowIfUnusable(); // disposed while registering: end the wait rather than poll for ever
+            return HasMessage() || CheckEnded(force: false);
+        }, Timeout.InfiniteTimeSpan, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
     }
 
     /// <inheritdoc/>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     public async ValueTask<ReceivedMessage> ReadAsync(CancellationToken cancellationToken = default)
     {
         while (true)
@@ -213,43 +241,146 @@ public sealed class SharedChannelReader : IMessageReader
     /// <param name="cancellationToken">Stops reading.</param>
     public unsafe IAsyncEnumerable<byte[]> ReadAllAsync(CancellationToken cancellationToken = default) => AsChannelReader().ReadAllAsync(cancellationToken);
 
-    /// <summary>Gives up the reader's place.</summary>
+    /// <summary>Gives up the reader's place, and ends its pending waits with <see cref="ObjectDisposedException"/>.</summary>
     public unsafe void Dispose()
     {
         if (!_disposed)
         {
             _disposed = true;
+            _pendingLane = -1;
             Interlocked.CompareExchange(ref *(int*)(_header + ChannelLayout.ReaderPid), 0, Libc.getpid());
+            _channel.Detach(this);
         }
     }
 
-    internal unsafe void Release(byte* message)
+    /// <summary>Releases message number <paramref name="number"/> if it is the one being read; a stale copy's release does nothing.</summary>
+    internal unsafe void Release(long number)
     {
-        if (_pendingLane < 0)
+        if (_pendingLane < 0 || number != _taken || _disposed)
         {
-            return; // released already
+            return;
         }
-        byte* lane = _channel.Lane(_pendingLane);
+        int index = _pendingLane;
         _pendingLane = -1;
-        Advance(lane, _pendingEnd);
+        Publish(index, Lane(index), _pendingEnd);
     }
 
-    // Publishes the tail (a full fence before the check of the writer's sleep flag) and wakes the
-    // writer only if it sleeps.
-    private static unsafe void Advance(byte* lane, long tail)
+    private unsafe byte* Lane(int index) => _lanes + (index * _stride);
+
+    /// <summary>Takes the next message of lane <paramref name="index"/>, skipping at most one padding record.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe bool TryTake(int index, out ReceivedMessage message)
     {
-        Interlocked.Exchange(ref *(long*)(lane + ChannelLayout.Tail), tail);
+        message = default;
+        byte* lane = Lane(index);
+        long tail = _tails[index];
+        long head = Volatile.Read(ref *(long*)(lane + ChannelLayout.Head)); // once per visit
+        if (head == tail)
+        {
+            return false;
+        }
+        CheckHead(index, lane, head, tail);
+        byte* ring = lane + ChannelLayout.LaneHeaderSize;
+        long offset = tail & _mask;
+        ulong header = Volatile.Read(ref *(ulong*)(ring + offset));
+        if (((uint)(header >> 32) & ChannelLayout.Padding) != 0)
+        {
+            // Padding fills the ring from a non-zero offset exactly to its end; the next record starts at 0.
+            if (offset == 0 || (uint)header != _capacity - offset - ChannelLayout.RecordHeaderSize || head - tail < _capacity - offset
+                || header != ChannelLayout.RecordHeader(tail, (uint)header, ChannelLayout.Padding))
+            {
+                throw BadPadding(index, ring, offset, header);
+            }
+            tail += _capacity - offset;
+            Publish(index, lane, tail); // its space goes back now: a writer may be waiting to wrap
+            if (head == tail)
+            {
+                return false;
+            }
+            offset = 0;
+            header = Volatile.Read(ref *(ulong*)ring);
+            if (((uint)(header >> 32) & ChannelLayout.Padding) != 0)
+            {
+                throw BadPadding(index, ring, offset, header); // at most one padding skip per record
+            }
+        }
+        uint length = (uint)header;
+        long size = ChannelLayout.RecordHeaderSize + (((long)length + ChannelLayout.RecordAlignment - 1) & ~(ChannelLayout.RecordAlignment - 1L));
+        if (offset + size > _capacity || size > head - tail)
+        {
+            throw BadLength(index, ring, offset, length, head - tail);
+        }
+        if (header != ChannelLayout.RecordHeader(tail, length, 0))
+        {
+            throw BadCheck(index, ring, offset, tail, length, header);
+        }
+        _pendingLane = index;
+        _pendingEnd = tail + size;
+        _nextLane = index + 1 == _laneCount ? 0 : index + 1;
+        message = new ReceivedMessage(this, ring + offset + ChannelLayout.RecordHeaderSize, (int)length, ++_taken);
+        return true;
+    }
+
+    /// <summary>A head is a multiple of 8 below 2^63, at most a ring ahead of the tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe void CheckHead(int index, byte* lane, long head, long tail)
+    {
+        if ((head & ChannelLayout.PositionMustBeClear) != 0 || (ulong)(head - tail) > (ulong)_capacity)
+        {
+            throw BadHead(index, lane, head, tail);
+        }
+    }
+
+    // The reports, out of line: the paths that take messages stay small.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe SharedMemoryCorruptedException BadHead(int index, byte* lane, long head, long tail) =>
+        Corrupt("channel lane head", index, lane + ChannelLayout.Head, head, $"a multiple of 8 from the tail {tail} to {tail + _capacity} (one ring ahead)");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe SharedMemoryCorruptedException BadPadding(int index, byte* ring, long offset, ulong header) =>
+        Corrupt("channel padding record", index, ring + offset, (long)header, offset == 0
+            ? "a record at the start of the ring: padding is never there (nor after padding)"
+            : $"padding from offset {offset} to the ring's end (length {_capacity - offset - ChannelLayout.RecordHeaderSize} in the low word), inside the head, with its check word");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe SharedMemoryCorruptedException BadLength(int index, byte* ring, long offset, uint length, long committed) =>
+        Corrupt("channel record length", index, ring + offset, length,
+            $"a record inside the ring ({_capacity - offset - ChannelLayout.RecordHeaderSize} bytes to its end) and inside the head ({committed - ChannelLayout.RecordHeaderSize} bytes committed)");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe SharedMemoryCorruptedException BadCheck(int index, byte* ring, long offset, long position, uint length, ulong header) =>
+        Corrupt("channel record check", index, ring + offset + 4, (long)(header >> 32),
+            $"0x{ChannelLayout.Check(position, length, 0):X8}, the check of a {length}-byte record at stream position {position} (a record of an earlier lap, a header rewritten, or one never committed)");
+
+    /// <summary>
+    /// Publishes lane <paramref name="index"/>'s tail (a full fence before the check of the writer's
+    /// sleep flag) and wakes the writer only if it sleeps. The exchange expects the value this
+    /// reader published last: any other means another process wrote the tail, and the writer may
+    /// have overwritten messages on its word.
+    /// </summary>
+    private unsafe void Publish(int index, byte* lane, long tail)
+    {
+        long published = _tails[index];
+        long seen = Interlocked.CompareExchange(ref *(long*)(lane + ChannelLayout.Tail), tail, published);
+        if (seen != published)
+        {
+            throw BadTail(index, lane, seen, published);
+        }
+        _tails[index] = tail;
         SharedChannel.Wake((int*)(lane + ChannelLayout.SpaceSequence), (int*)(lane + ChannelLayout.WriterSleeping));
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe SharedMemoryCorruptedException BadTail(int index, byte* lane, long seen, long published) =>
+        Corrupt("channel lane tail", index, lane + ChannelLayout.Tail, seen, $"{published}, the tail this reader published last (only the reader writes it)");
+
     private unsafe bool HasMessage()
     {
-        for (int i = 0; i < _channel.LaneCount; i++)
+        for (int i = 0; i < _laneCount; i++)
         {
-            byte* lane = _channel.Lane(i);
-            if (*(long*)(lane + ChannelLayout.Tail) < Volatile.Read(ref *(long*)(lane + ChannelLayout.Head)))
+            if (Volatile.Read(ref *(long*)(Lane(i) + ChannelLayout.Head)) != _tails[i])
             {
-                return true;
+                return true; // or an impossible head, which TryRead reports
             }
         }
         return false;
@@ -257,8 +388,9 @@ public sealed class SharedChannelReader : IMessageReader
 
     /// <summary>
     /// Reclaims the lanes of writers that completed or died once they are drained, and decides whether
-    /// the stream ended: some writer attached once, none is attached now, nothing is left. Reads /proc
-    /// (to tell whether writers live) at most every 50 ms unless <paramref name="force"/>.
+    /// the stream ended: some writer attached once, none is attached now, nothing is left. A completed
+    /// lane is decided at once; whether a writer lives is a read of /proc, done at most every 50 ms
+    /// unless <paramref name="force"/>, and only for drained lanes.
     /// </summary>
     private unsafe bool CheckEnded(bool force)
     {
@@ -267,37 +399,68 @@ public sealed class SharedChannelReader : IMessageReader
             return true;
         }
         long now = Stopwatch.GetTimestamp();
-        if (!force && now - _lastLivenessCheck < Stopwatch.Frequency / 20)
+        bool probe = force || now - _lastLivenessCheck >= LivenessEvery;
+        if (probe)
         {
-            return false;
+            _lastLivenessCheck = now;
         }
-        _lastLivenessCheck = now;
         bool attached = false;
-        for (int i = 0; i < _channel.LaneCount; i++)
+        for (int i = 0; i < _laneCount; i++)
         {
-            byte* lane = _channel.Lane(i);
+            byte* lane = Lane(i);
+            long tail = Volatile.Read(ref *(long*)(lane + ChannelLayout.Tail));
+            if (probe && tail != _tails[i])
+            {
+                throw BadTail(i, lane, tail, _tails[i]); // idle, look: a tail rewritten would stall the writer silently
+            }
             int writer = Volatile.Read(ref *(int*)(lane + ChannelLayout.WriterPid));
             if (writer == 0)
             {
                 continue;
             }
+            if (writer < 0)
+            {
+                throw Corrupt("channel lane writer pid", i, lane + ChannelLayout.WriterPid, writer, "0 (free) or a pid");
+            }
             int state = Volatile.Read(ref *(int*)(lane + ChannelLayout.LaneState));
-            bool gone = state == LaneStates.Completed || !ProcessIdentity.IsAlive(writer, *(long*)(lane + ChannelLayout.WriterStart));
-            // Read the head after learning the writer is gone: what it committed before is delivered first.
-            bool drained = *(long*)(lane + ChannelLayout.Tail) == Volatile.Read(ref *(long*)(lane + ChannelLayout.Head));
-            if (!gone || !drained || i == _pendingLane)
+            if ((uint)state > LaneStates.Completed)
+            {
+                throw Corrupt("channel lane state", i, lane + ChannelLayout.LaneState, state, "0 (free), 1 (attached) or 2 (completed)");
+            }
+            if (i == _pendingLane || Volatile.Read(ref *(long*)(lane + ChannelLayout.Head)) != _tails[i])
+            {
+                attached = true; // messages left: whether its writer lives does not matter yet
+                continue;
+            }
+            if (state != LaneStates.Completed && (!probe || ProcessIdentity.IsAlive(writer, Volatile.Read(ref *(long*)(lane + ChannelLayout.WriterStart)))))
             {
                 attached = true;
                 continue;
             }
-            if (state != LaneStates.Completed)
+            // Gone. Read the head again after learning it: what it committed before is delivered first.
+            long head = Volatile.Read(ref *(long*)(lane + ChannelLayout.Head));
+            if (head != _tails[i])
+            {
+                attached = true;
+                continue;
+            }
+            if (state == LaneStates.Completed)
+            {
+                long final = Volatile.Read(ref *(long*)(lane + ChannelLayout.FinalHead));
+                if (final != head)
+                {
+                    throw Corrupt("channel lane final head", i, lane + ChannelLayout.FinalHead, final,
+                        $"{head}, the head: a writer completes after its last message (a completion another process wrote, or a head moved back)");
+                }
+            }
+            else
             {
                 _deadWriters.Add(writer);
             }
             Volatile.Write(ref *(int*)(lane + ChannelLayout.LaneState), LaneStates.Free);
             Volatile.Write(ref *(int*)(lane + ChannelLayout.WriterPid), 0);
         }
-        if (attached || Volatile.Read(ref *(int*)(_header + ChannelLayout.EverWritten)) == 0 || HasMessage())
+        if (attached || !EverWritten() || HasMessage())
         {
             return false;
         }
@@ -305,6 +468,55 @@ public sealed class SharedChannelReader : IMessageReader
         _ended = true;
         return true;
     }
+
+    private unsafe bool EverWritten()
+    {
+        int ever = Volatile.Read(ref *(int*)(_header + ChannelLayout.EverWritten));
+        return (uint)ever <= 1 ? ever == 1 : throw Corrupt("channel ever-written flag", null, _header + ChannelLayout.EverWritten, ever, "0 or 1");
+    }
+
+    private unsafe void ClaimReaderPlace()
+    {
+        (int pid, long started) = ProcessIdentity.Self();
+        int* reader = (int*)(_header + ChannelLayout.ReaderPid);
+        while (true)
+        {
+            int current = Volatile.Read(ref *reader);
+            if (current < 0)
+            {
+                throw Corrupt("channel reader pid", null, (byte*)reader, current, "0 (no reader) or a pid");
+            }
+            if (current != 0 && ProcessIdentity.IsAlive(current, Volatile.Read(ref *(long*)(_header + ChannelLayout.ReaderStart))))
+            {
+                throw new InvalidOperationException($"Process {current} is the channel's reader already; a channel has one reader.");
+            }
+            if (current != 0)
+            {
+                // Until ours is written, no start time: a writer that reads our pid beside the dead
+                // reader's start time would take us for dead.
+                Volatile.Write(ref *(long*)(_header + ChannelLayout.ReaderStart), 0);
+            }
+            if (Interlocked.CompareExchange(ref *reader, pid, current) == current)
+            {
+                Volatile.Write(ref *(long*)(_header + ChannelLayout.ReaderStart), started); // a dead reader's place is taken over
+                return;
+            }
+        }
+    }
+
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _channel.EnsureUsable();
+        if (_corruption is not null)
+        {
+            ExceptionDispatchInfo.Throw(_corruption);
+        }
+    }
+
+    /// <summary>Describes a corrupt value and makes the reader refuse further use.</summary>
+    private unsafe SharedMemoryCorruptedException Corrupt(string structure, int? lane, byte* where, long value, string expected) =>
+        _corruption = new SharedMemoryCorruptedException(structure, _channel.RegionOffsetOf(where), value, expected, lane);
 
     private unsafe ChannelClosedException Ended() => _deadWriters.Count == 0
         ? new ChannelClosedException("The channel ended: every writer completed and every message was read.")
@@ -336,6 +548,11 @@ public sealed class SharedChannelReader : IMessageReader
         }
     }
 
+    /// <summary>
+    /// The System.Threading.Channels view. <see cref="Completion"/> completes (or faults, naming the
+    /// writers that died) as soon as the stream ended and its last message was taken: in the
+    /// <see cref="TryRead"/> that took it or found nothing, or in <see cref="WaitToReadAsync"/>.
+    /// </summary>
     private sealed class Adapter(SharedChannelReader reader) : ChannelReader<byte[]>
     {
         private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -344,17 +561,23 @@ public sealed class SharedChannelReader : IMessageReader
 
         public override bool TryRead(out byte[] item)
         {
-            if (reader.TryRead(out ReceivedMessage message))
+            try
             {
-                using (message)
+                if (reader.TryRead(out ReceivedMessage message))
                 {
-                    item = message.ToArray();
+                    using (message)
+                    {
+                        item = message.ToArray();
+                    }
+                    CompleteIfEnded();
                     return true;
                 }
+                CompleteIfEnded();
             }
-            if (reader.CheckEnded(force: false))
+            catch (SharedMemoryCorruptedException corrupted)
             {
-                _ = reader._deadWriters.Count == 0 ? _completion.TrySetResult() : _completion.TrySetException(reader.Ended());
+                _completion.TrySetException(corrupted);
+                throw;
             }
             item = [];
             return false;
@@ -371,10 +594,19 @@ public sealed class SharedChannelReader : IMessageReader
                 }
                 return more;
             }
-            catch (ChannelClosedException ended)
+            catch (Exception ended) when (ended is ChannelClosedException or SharedMemoryCorruptedException)
             {
                 _completion.TrySetException(ended);
                 throw;
+            }
+        }
+
+        // Only once nothing is left: a completed writer's lane needs no /proc read; a live one's is asked at most every 50 ms.
+        private void CompleteIfEnded()
+        {
+            if (!_completion.Task.IsCompleted && !reader.HasMessage() && reader.CheckEnded(force: false))
+            {
+                _ = reader._deadWriters.Count == 0 ? _completion.TrySetResult() : _completion.TrySetException(reader.Ended());
             }
         }
     }

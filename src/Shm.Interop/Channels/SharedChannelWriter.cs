@@ -1,5 +1,7 @@
 using System;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Channels;
@@ -9,66 +11,105 @@ namespace Shm.Interop;
 
 /// <summary>
 /// A writer of a <see cref="SharedChannel"/>: owns one lane (a single-writer ring) for as long as it
-/// is not disposed. Use it from one thread at a time.
+/// is not completed or disposed. Use it from one thread at a time, in the process that opened it.
 /// </summary>
+/// <remarks>
+/// <para>The head is the writer's own: it reads the lane's head once, when it attaches, and from
+/// then on only publishes it. Each tail it reads is checked (a multiple of 8, at most a ring behind
+/// its head and not ahead of it); an impossible value, or a head another process rewrote, is
+/// reported with <see cref="SharedMemoryCorruptedException"/>, and the writer refuses further use.</para>
+/// <para>Before every write, and when it completes, the writer checks that its lane still names it
+/// (pid and attach generation): if the reader took it for dead and gave the lane to another writer,
+/// it writes nothing more there (<see cref="ChannelClosedException"/>).</para>
+/// <para><see cref="Complete"/> is final: writes after it throw <see cref="ChannelClosedException"/>,
+/// and <see cref="Dispose"/> after it leaves the lane alone.</para>
+/// </remarks>
 public sealed class SharedChannelWriter : IMessageWriter
 {
     /// <summary>How long a full writer spins before it parks: a futex wake-up costs tens of microseconds on a VM.</summary>
-    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 10_000;
+    private static readonly long SpinTicks = Stopwatch.Frequency / 10_000;
 
     private readonly SharedChannel _channel;
+    private readonly unsafe byte* _header;
     private readonly unsafe byte* _lane;
     private readonly unsafe byte* _data;
+    private readonly long _capacity;
     private readonly long _mask;
+    private readonly int _pid;
+    private readonly int _generation;
     private long _head;
     private long _tailSeen;
     private long _readerCheckedAt;
     private int _loan = -1;
+    private bool _completed;
     private bool _disposed;
+    private SharedMemoryCorruptedException? _corruption;
 
     internal unsafe SharedChannelWriter(SharedChannel channel)
     {
         _channel = channel;
-        (int pid, long started) = ProcessIdentity.Self();
-        for (int i = 0; i < channel.LaneCount; i++)
+        _header = channel.Header;
+        _capacity = channel.LaneCapacity;
+        _mask = _capacity - 1;
+        channel.Attach(this);
+        try
         {
-            byte* lane = channel.Lane(i);
-            if (Interlocked.CompareExchange(ref *(int*)(lane + ChannelLayout.WriterPid), pid, 0) == 0)
+            (_pid, long started) = ProcessIdentity.Self();
+            for (int i = 0; i < channel.LaneCount; i++)
             {
-                *(long*)(lane + ChannelLayout.WriterStart) = started;
-                Volatile.Write(ref *(int*)(lane + ChannelLayout.LaneState), LaneStates.Attached);
-                Volatile.Write(ref *(int*)(channel.Header + ChannelLayout.EverWritten), 1);
+                byte* lane = channel.Lane(i);
+                if (Interlocked.CompareExchange(ref *(int*)(lane + ChannelLayout.WriterPid), _pid, 0) != 0)
+                {
+                    continue;
+                }
                 _lane = lane;
                 _data = lane + ChannelLayout.LaneHeaderSize;
-                _mask = channel.LaneCapacity - 1;
-                _head = Volatile.Read(ref *(long*)lane);
-                _tailSeen = Volatile.Read(ref *(long*)(lane + ChannelLayout.Tail));
                 LaneIndex = i;
-                if (Volatile.Read(ref *(int*)(channel.Header + ChannelLayout.Closed)) != 0)
+                _generation = Interlocked.Increment(ref *(int*)(lane + ChannelLayout.Generation));
+                Volatile.Write(ref *(long*)(lane + ChannelLayout.WriterStart), started);
+                Volatile.Write(ref *(int*)(lane + ChannelLayout.LaneState), LaneStates.Attached);
+                try
                 {
-                    Release();
-                    throw new ChannelClosedException("The channel's reader already saw the end of the stream: no writer may join.");
+                    // The head is ours from here on: read it once, and check it before trusting it with a write.
+                    _head = Volatile.Read(ref *(long*)(lane + ChannelLayout.Head));
+                    if ((_head & ChannelLayout.PositionMustBeClear) != 0)
+                    {
+                        throw Corrupt("channel lane head", lane + ChannelLayout.Head, _head, "a multiple of 8 below 2^63");
+                    }
+                    _tailSeen = ReadTail();
+                    CheckClosed(joining: true);
                 }
+                catch
+                {
+                    Volatile.Write(ref *(int*)(lane + ChannelLayout.LaneState), LaneStates.Free);
+                    Volatile.Write(ref *(int*)(lane + ChannelLayout.WriterPid), 0);
+                    throw;
+                }
+                Volatile.Write(ref *(int*)(_header + ChannelLayout.EverWritten), 1);
                 return;
             }
+            throw new InvalidOperationException($"All {channel.LaneCount} writer lanes of the channel are in use.");
         }
-        throw new InvalidOperationException($"All {channel.LaneCount} writer lanes of the channel are in use.");
+        catch
+        {
+            channel.Detach(this);
+            throw;
+        }
     }
 
     /// <summary>Which lane this writer owns.</summary>
     public int LaneIndex { get; }
 
     /// <inheritdoc/>
-    public int MaxMessageLength => _channel.MaxMessageLength;
+    public int MaxMessageLength => (int)(_capacity - ChannelLayout.RecordHeaderSize);
 
     private unsafe ref long Head => ref *(long*)(_lane + ChannelLayout.Head);
-
-    private unsafe ref long Tail => ref *(long*)(_lane + ChannelLayout.Tail);
 
     /// <summary>Writes <paramref name="message"/> if there is room now; false if the lane is full.</summary>
     /// <param name="message">Up to <see cref="MaxMessageLength"/> bytes, copied into the ring.</param>
     /// <exception cref="ArgumentOutOfRangeException">The message is longer than <see cref="MaxMessageLength"/> (nothing is written).</exception>
-    /// <exception cref="ChannelClosedException">The lane is full and the reader died, or the stream ended.</exception>
+    /// <exception cref="ChannelClosedException">This writer completed; or the lane is full and the reader died; or the stream ended; or the lane was given to another writer.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible: the writer is not used further.</exception>
     public unsafe bool TryWrite(ReadOnlySpan<byte> message)
     {
         byte* target = ReserveRecord(message.Length);
@@ -90,15 +131,17 @@ public sealed class SharedChannelWriter : IMessageWriter
 
     /// <summary>Writes <paramref name="message"/>, waiting as long as it takes for room (spinning briefly, then parked on a shared futex).</summary>
     /// <param name="message">The bytes.</param>
-    /// <exception cref="ChannelClosedException">The reader died, or the stream ended.</exception>
+    /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     public unsafe void Write(ReadOnlySpan<byte> message) => Write(message, Timeout.InfiniteTimeSpan, CancellationToken.None);
 
     /// <summary>Writes <paramref name="message"/>, waiting up to <paramref name="timeout"/> for room; false if there was none.</summary>
     /// <param name="message">The bytes.</param>
     /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
-    /// <exception cref="ChannelClosedException">The reader died, or the stream ended.</exception>
+    /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     public unsafe bool Write(ReadOnlySpan<byte> message, TimeSpan timeout, CancellationToken cancellationToken)
     {
         CheckLength(message.Length);
@@ -127,6 +170,9 @@ public sealed class SharedChannelWriter : IMessageWriter
     }
 
     /// <inheritdoc/>
+    /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
+    /// <exception cref="ObjectDisposedException">The writer or its channel was disposed, before or during the wait.</exception>
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default)
     {
         CheckLength(message.Length);
@@ -142,6 +188,8 @@ public sealed class SharedChannelWriter : IMessageWriter
     /// </summary>
     /// <param name="length">The most the message will hold.</param>
     /// <param name="loan">The space.</param>
+    /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     public unsafe bool TryReserve(int length, out WriteLoan loan)
     {
         byte* target = ReserveRecord(length);
@@ -149,39 +197,52 @@ public sealed class SharedChannelWriter : IMessageWriter
         return target is not null;
     }
 
-    /// <summary>Says this writer is done: once the reader has taken its messages, its lane is free for another writer.</summary>
+    /// <summary>
+    /// Says this writer is done: once the reader has taken its messages, its lane is free for another
+    /// writer. Final: every write after it throws <see cref="ChannelClosedException"/>; an open loan
+    /// is dropped. Calling it again does nothing.
+    /// </summary>
+    /// <exception cref="ChannelClosedException">The lane was given to another writer meanwhile (the reader took this one for dead): it is left alone.</exception>
     public unsafe void Complete()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Volatile.Write(ref *(int*)(_lane + ChannelLayout.LaneState), LaneStates.Completed);
-        Interlocked.MemoryBarrier();
-        SharedChannel.Wake((int*)(_channel.Header + ChannelLayout.ReaderSequence), (int*)(_channel.Header + ChannelLayout.ReaderSleeping));
+        if (!_completed && !CompleteLane())
+        {
+            throw TakenOver();
+        }
     }
 
     /// <summary>A <see cref="ChannelWriter{T}"/> over this writer, for code written against System.Threading.Channels.</summary>
     public unsafe ChannelWriter<ReadOnlyMemory<byte>> AsChannelWriter() => new Adapter(this);
 
-    /// <summary>Completes the lane (if not done already).</summary>
+    /// <summary>Completes the lane if <see cref="Complete"/> was not called (and only if it is still this writer's), and ends pending waits with <see cref="ObjectDisposedException"/>.</summary>
     public unsafe void Dispose()
     {
         if (!_disposed)
         {
-            if (Volatile.Read(ref *(int*)(_lane + ChannelLayout.LaneState)) == LaneStates.Attached)
+            if (!_completed)
             {
-                Complete();
+                CompleteLane();
             }
             _disposed = true;
+            _channel.Detach(this);
         }
     }
 
     internal unsafe void Commit(byte* target, int reserved, int length)
     {
+        ThrowIfUnusable();
         if (_loan < 0 || target != _data + ((_head + ChannelLayout.RecordHeaderSize) & _mask))
         {
             throw new InvalidOperationException("This loan was committed already, or is not the writer's current one.");
         }
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, reserved);
+        if (!OwnsLane())
+        {
+            _loan = -1;
+            throw TakenOver(); // the loan may have been long: look again before publishing
+        }
         Publish(length);
     }
 
@@ -194,83 +255,187 @@ public sealed class SharedChannelWriter : IMessageWriter
         }
     }
 
-    // Finds room for a record of `length` bytes at the head, writing a padding record first if it
-    // would cross the end of the ring; returns where the message's bytes go, or null if full.
+    /// <summary>
+    /// Finds room for a record of <paramref name="length"/> bytes at the head; returns where the
+    /// message's bytes go, or null if the lane is full. A record that would cross the end of the ring
+    /// needs padding first: as soon as the padding fits, it is published on its own (the reader
+    /// skips it and gives its space back), and the record then waits for room at the start of the
+    /// ring. So any message up to <see cref="MaxMessageLength"/> fits once the reader drained the lane.
+    /// </summary>
     private unsafe byte* ReserveRecord(int length)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        _channel.EnsureUsable();
+        ThrowIfUnusable();
         CheckLength(length);
         if (_loan >= 0)
         {
             throw new InvalidOperationException("A loan is still open on this writer: commit it first.");
         }
-        if (Volatile.Read(ref *(int*)(_channel.Header + ChannelLayout.Closed)) != 0)
+        CheckClosed(joining: false);
+        if (!OwnsLane())
         {
-            throw new ChannelClosedException("The channel's reader saw the end of the stream.");
+            throw TakenOver();
         }
-        long capacity = _mask + 1;
         int record = ChannelLayout.Align(ChannelLayout.RecordHeaderSize + length);
         long offset = _head & _mask;
-        long padding = offset + record > capacity ? capacity - offset : 0;
-        // The reader's tail is another core's cache line: read it only when the last one seen leaves no room.
-        if (_head + padding + record - _tailSeen > capacity && _head + padding + record - (_tailSeen = Volatile.Read(ref Tail)) > capacity)
+        if (offset + record > _capacity)
         {
-            // Full. Whether the reader lives is a read of /proc: ask at most every 50 ms, not on every spin.
-            long now = Stopwatch.GetTimestamp();
-            if (now - _readerCheckedAt >= Stopwatch.Frequency / 20)
+            long padding = _capacity - offset;
+            if (!HasRoomFor(padding))
             {
-                _readerCheckedAt = now;
-                ThrowIfReaderDied();
+                return Full();
             }
-            return null;
+            *(ulong*)(_data + offset) = ChannelLayout.RecordHeader(_head, (uint)(padding - ChannelLayout.RecordHeaderSize), ChannelLayout.Padding);
+            PublishHead(_head + padding);
+            offset = 0;
         }
-        if (padding > 0)
+        if (!HasRoomFor(record))
         {
-            *(uint*)(_data + offset) = (uint)(padding - ChannelLayout.RecordHeaderSize);
-            *(uint*)(_data + offset + 4) = ChannelLayout.Padding;
-            _head += padding;
+            return Full();
         }
-        byte* header = _data + (_head & _mask);
-        *(uint*)header = (uint)length;
-        *(uint*)(header + 4) = 0;
         _loan = length;
-        return header + ChannelLayout.RecordHeaderSize;
+        return _data + offset + ChannelLayout.RecordHeaderSize;
     }
 
-    // The record's bytes are written: publish the head (a full fence, so the check of the reader's
-    // sleep flag cannot pass it), and wake the reader only if it sleeps.
+    /// <summary>True if <paramref name="bytes"/> more fit behind the head. The reader's tail is another core's cache line: read only when the last one seen leaves no room.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool HasRoomFor(long bytes) =>
+        _head + bytes - _tailSeen <= _capacity || _head + bytes - (_tailSeen = ReadTail()) <= _capacity;
+
+    /// <summary>The lane's tail, read once and checked: a multiple of 8, not ahead of the head, at most a ring behind it.</summary>
+    private unsafe long ReadTail()
+    {
+        long tail = Volatile.Read(ref *(long*)(_lane + ChannelLayout.Tail));
+        if ((tail & ChannelLayout.PositionMustBeClear) != 0 || (ulong)(_head - tail) > (ulong)_capacity)
+        {
+            throw BadTail(tail);
+        }
+        return tail;
+    }
+
+    // Full. Whether the reader lives is a read of /proc: ask at most every 50 ms, not on every spin.
+    private unsafe byte* Full()
+    {
+        long now = Stopwatch.GetTimestamp();
+        if (now - _readerCheckedAt >= Stopwatch.Frequency / 20)
+        {
+            _readerCheckedAt = now;
+            ThrowIfReaderDied();
+            long head = Volatile.Read(ref Head);
+            if (head != _head)
+            {
+                throw BadHead(head); // waiting, look: a head rewritten would stall the reader silently
+            }
+        }
+        return null;
+    }
+
+    // The record's bytes are written: its header goes in (one 8-byte store, so a reader that was
+    // shown a head too far never takes a record before its commit), then the head is published.
     private unsafe void Publish(int length)
     {
-        *(uint*)(_data + (_head & _mask)) = (uint)length;
-        _head += ChannelLayout.Align(ChannelLayout.RecordHeaderSize + length);
+        *(ulong*)(_data + (_head & _mask)) = ChannelLayout.RecordHeader(_head, (uint)length, 0);
         _loan = -1;
-        Interlocked.Exchange(ref Head, _head);
-        SharedChannel.Wake((int*)(_channel.Header + ChannelLayout.ReaderSequence), (int*)(_channel.Header + ChannelLayout.ReaderSleeping));
+        PublishHead(_head + ChannelLayout.Align(ChannelLayout.RecordHeaderSize + length));
+    }
+
+    /// <summary>
+    /// Publishes the head (a full fence, so the check of the reader's sleep flag cannot pass it) and
+    /// wakes the reader only if it sleeps. The exchange expects the head this writer published last:
+    /// any other value means another process wrote it.
+    /// </summary>
+    private unsafe void PublishHead(long head)
+    {
+        long seen = Interlocked.CompareExchange(ref Head, head, _head);
+        if (seen != _head)
+        {
+            throw BadHead(seen);
+        }
+        _head = head;
+        SharedChannel.Wake((int*)(_header + ChannelLayout.ReaderSequence), (int*)(_header + ChannelLayout.ReaderSleeping));
+    }
+
+    /// <summary>True if the lane still names this writer: its pid and the generation it took when it attached.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe bool OwnsLane() =>
+        Volatile.Read(ref *(int*)(_lane + ChannelLayout.WriterPid)) == _pid && Volatile.Read(ref *(int*)(_lane + ChannelLayout.Generation)) == _generation;
+
+    /// <summary>Marks this writer completed and, if the lane is still its own, publishes the final head and the completed state; false if it was not.</summary>
+    private unsafe bool CompleteLane()
+    {
+        _completed = true;
+        _loan = -1;
+        if (!OwnsLane())
+        {
+            return false;
+        }
+        Volatile.Write(ref *(long*)(_lane + ChannelLayout.FinalHead), _head);
+        Volatile.Write(ref *(int*)(_lane + ChannelLayout.LaneState), LaneStates.Completed);
+        Interlocked.MemoryBarrier();
+        SharedChannel.Wake((int*)(_header + ChannelLayout.ReaderSequence), (int*)(_header + ChannelLayout.ReaderSleeping));
+        return true;
     }
 
     private unsafe bool HasRoom(int length)
     {
-        long capacity = _mask + 1;
         int record = ChannelLayout.Align(ChannelLayout.RecordHeaderSize + length);
         long offset = _head & _mask;
-        long padding = offset + record > capacity ? capacity - offset : 0;
-        return _head + padding + record - Volatile.Read(ref Tail) <= capacity;
+        return HasRoomFor(offset + record > _capacity ? _capacity - offset : record); // the padding first, if it needs one
     }
 
     private unsafe void ThrowIfReaderDied()
     {
-        int reader = Volatile.Read(ref *(int*)(_channel.Header + ChannelLayout.ReaderPid));
-        long started = *(long*)(_channel.Header + ChannelLayout.ReaderStart);
+        int reader = Volatile.Read(ref *(int*)(_header + ChannelLayout.ReaderPid));
+        if (reader < 0)
+        {
+            throw Corrupt("channel reader pid", _header + ChannelLayout.ReaderPid, reader, "0 (no reader) or a pid", lane: false);
+        }
+        long started = Volatile.Read(ref *(long*)(_header + ChannelLayout.ReaderStart));
         if (reader != 0 && !ProcessIdentity.IsAlive(reader, started))
         {
             throw new ChannelClosedException($"The channel's reader, process {reader}, died; nothing will take these messages.");
         }
-        if (Volatile.Read(ref *(int*)(_channel.Header + ChannelLayout.Closed)) != 0)
+        CheckClosed(joining: false);
+    }
+
+    private unsafe void CheckClosed(bool joining)
+    {
+        int closed = Volatile.Read(ref *(int*)(_header + ChannelLayout.Closed));
+        if (closed != 0)
         {
-            throw new ChannelClosedException("The channel's reader saw the end of the stream.");
+            throw closed == 1
+                ? new ChannelClosedException(joining ? "The channel's reader already saw the end of the stream: no writer may join." : "The channel's reader saw the end of the stream.")
+                : Corrupt("channel closed flag", _header + ChannelLayout.Closed, closed, "0 or 1", lane: false);
         }
     }
+
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_completed)
+        {
+            throw new ChannelClosedException("This writer completed: it writes nothing more.");
+        }
+        _channel.EnsureUsable();
+        if (_corruption is not null)
+        {
+            ExceptionDispatchInfo.Throw(_corruption);
+        }
+    }
+
+    private ChannelClosedException TakenOver() => new(
+        $"Lane {LaneIndex} no longer names this writer (process {_pid}, attach generation {_generation}): the reader took it for dead or completed and gave the lane to another writer. Every message it committed before was delivered; it writes nothing more there.");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe SharedMemoryCorruptedException BadTail(long tail) =>
+        Corrupt("channel lane tail", _lane + ChannelLayout.Tail, tail, $"a multiple of 8 from {_head - _capacity} (one ring behind the head) to the head {_head}");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe SharedMemoryCorruptedException BadHead(long head) =>
+        Corrupt("channel lane head", _lane + ChannelLayout.Head, head, $"{_head}, the head this writer published last (only the writer writes it)");
+
+    /// <summary>Describes a corrupt value and makes the writer refuse further use.</summary>
+    private unsafe SharedMemoryCorruptedException Corrupt(string structure, byte* where, long value, string expected, bool lane = true) =>
+        _corruption = new SharedMemoryCorruptedException(structure, _channel.RegionOffsetOf(where), value, expected, lane ? LaneIndex : null);
 
     private unsafe void ParkUntilRoom(int length, long deadline, CancellationToken cancellationToken)
     {
@@ -298,12 +463,14 @@ public sealed class SharedChannelWriter : IMessageWriter
         }
     }
 
+    /// <summary>Waits, parked on the process's futex watcher, until a message of <paramref name="length"/> bytes can make progress (its padding, or itself, fits).</summary>
     private unsafe Task<bool> WaitToWriteAsync(int length, CancellationToken cancellationToken)
     {
         int* sequence = (int*)(_lane + ChannelLayout.SpaceSequence);
         int seen = Volatile.Read(ref *sequence);
         return FutexWatcher.Wait(this, _channel.Region.SafeMappingHandle, sequence, seen, (int*)(_lane + ChannelLayout.WriterSleeping), () =>
         {
+            ThrowIfUnusable(); // disposed while registering: end the wait rather than poll for ever
             if (HasRoom(length))
             {
                 return true;
@@ -311,12 +478,6 @@ public sealed class SharedChannelWriter : IMessageWriter
             ThrowIfReaderDied();
             return false;
         }, Timeout.InfiniteTimeSpan, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
-    }
-
-    private unsafe void Release()
-    {
-        Volatile.Write(ref *(int*)(_lane + ChannelLayout.LaneState), LaneStates.Free);
-        Volatile.Write(ref *(int*)(_lane + ChannelLayout.WriterPid), 0);
     }
 
     /// <summary>Space lent by <see cref="TryReserve"/>: fill <see cref="Span"/>, then <see cref="Commit(int)"/>.</summary>
@@ -344,15 +505,41 @@ public sealed class SharedChannelWriter : IMessageWriter
         public void Commit() => Commit(_length);
     }
 
+    /// <summary>
+    /// The System.Threading.Channels view: <see cref="WriteAsync"/> waits for room for its message,
+    /// and <see cref="WaitToWriteAsync"/> for room for the last message <see cref="TryWrite"/>
+    /// refused, both parked on the process's futex watcher. After <see cref="TryComplete"/>,
+    /// <see cref="TryWrite"/> is false, <see cref="WaitToWriteAsync"/> false, and a second
+    /// <see cref="TryComplete"/> false, as for <see cref="Channel{T}"/>.
+    /// </summary>
     private sealed class Adapter(SharedChannelWriter writer) : ChannelWriter<ReadOnlyMemory<byte>>
     {
-        public override bool TryWrite(ReadOnlyMemory<byte> item) => writer.TryWrite(item.Span);
+        private int _refused;
+
+        public override bool TryWrite(ReadOnlyMemory<byte> item)
+        {
+            if (writer._completed)
+            {
+                return false;
+            }
+            if (writer.TryWrite(item.Span))
+            {
+                _refused = 0;
+                return true;
+            }
+            _refused = item.Length;
+            return false;
+        }
 
         public override async ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken = default)
         {
+            if (writer._completed)
+            {
+                return false;
+            }
             try
             {
-                await writer.WaitToWriteAsync(0, cancellationToken).ConfigureAwait(false);
+                await writer.WaitToWriteAsync(_refused, cancellationToken).ConfigureAwait(false);
                 return true;
             }
             catch (ChannelClosedException)
@@ -361,8 +548,15 @@ public sealed class SharedChannelWriter : IMessageWriter
             }
         }
 
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> item, CancellationToken cancellationToken = default) =>
+            writer.WriteAsync(item, cancellationToken);
+
         public override bool TryComplete(Exception? error = null)
         {
+            if (writer._completed)
+            {
+                return false;
+            }
             writer.Complete();
             return true;
         }

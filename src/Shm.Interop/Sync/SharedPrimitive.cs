@@ -93,7 +93,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
 
     internal PrimitiveKind Kind { get; }
 
-    private int KindWord => ((int)Kind << 16) | LayoutVersion;
+    private int KindWord => ((int)Kind << 16) | VersionOf(Kind);
 
     /// <summary>Releases this object's hold on the region. The primitive stays in the shared memory for the other processes.</summary>
     public void Dispose()
@@ -146,7 +146,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
                 int kindWord = Volatile.Read(ref Words[1]);
                 if (kindWord != KindWord)
                 {
-                    throw new InvalidOperationException($"Offset {Offset} holds a {Describe(kindWord)}, not a {kind} (layout version {LayoutVersion}).");
+                    throw new InvalidOperationException($"Offset {Offset} holds a {Describe(kindWord)}, not a {kind} (layout version {VersionOf(kind)}).");
                 }
                 return;
             }
@@ -169,8 +169,11 @@ public abstract unsafe class SharedPrimitive : IDisposable
         var kind = (PrimitiveKind)(kindWord >> 16);
         int version = kindWord & 0xFFFF;
         string name = Enum.IsDefined(kind) ? kind.ToString() : $"primitive of unknown kind {(int)kind}";
-        return version == LayoutVersion ? name : $"{name} of layout version {version}";
+        return version == VersionOf(kind) ? name : $"{name} of layout version {version}";
     }
+
+    /// <summary>The layout version of <paramref name="kind"/>: each kind's layout changes on its own.</summary>
+    internal static int VersionOf(PrimitiveKind kind) => kind == PrimitiveKind.SharedChannel ? ChannelLayout.Version : LayoutVersion;
 
     /// <summary>The monotonic deadline <paramref name="timeout"/> from now, or null for <see cref="Timeout.InfiniteTimeSpan"/>.</summary>
     private protected static Libc.TimeSpec? DeadlineFor(TimeSpan timeout)
