@@ -5,7 +5,7 @@ namespace Shm.Interop;
 
 /// <summary>
 /// A system call failed. Carries the call's name and the <c>errno</c> it set, so callers can
-/// branch on <see cref="Errno"/> (compare with the constants in <see cref="Shm.Interop.Errno"/>)
+/// branch on <see cref="Errno"/> (compare with the constants in <see cref="LinuxErrno"/>)
 /// and logs show what the kernel said.
 /// </summary>
 public class ShmException : IOException
@@ -25,11 +25,11 @@ public class ShmException : IOException
     /// <summary>The libc function that failed, e.g. <c>"mmap"</c> or <c>"shm_open"</c>.</summary>
     public string Syscall { get; }
 
-    /// <summary>The <c>errno</c> the call set (see <see cref="Shm.Interop.Errno"/>).</summary>
+    /// <summary>The <c>errno</c> the call set (see <see cref="LinuxErrno"/>).</summary>
     public int Errno { get; }
 
     /// <summary>The symbolic name of <see cref="Errno"/>, e.g. <c>"ENOMEM"</c>.</summary>
-    public string ErrnoName => Shm.Interop.Errno.NameOf(Errno);
+    public string ErrnoName => LinuxErrno.NameOf(Errno);
 
     /// <summary>Throws for the errno the last P/Invoke left on this thread.</summary>
     internal static ShmException FromLastError(string syscall, string? detail = null) =>
@@ -37,7 +37,7 @@ public class ShmException : IOException
 
     private static string Format(string syscall, int errno, string? detail)
     {
-        string text = $"{syscall} failed: {Shm.Interop.Errno.NameOf(errno)} ({errno}): {Marshal.GetPInvokeErrorMessage(errno)}";
+        string text = $"{syscall} failed: {LinuxErrno.NameOf(errno)} ({errno}): {Marshal.GetPInvokeErrorMessage(errno)}";
         return detail is null ? text : $"{text} [{detail}]";
     }
 }

@@ -69,7 +69,7 @@ let tests =
                     with :? ShmException as e ->
                         Some e.Errno
 
-                Expect.equal caught (Some Errno.ENOENT) "the open's error"
+                Expect.equal caught (Some LinuxErrno.ENOENT) "the open's error"
                 Expect.isFalse (DevShm.Exists name) "the created segment is gone"
             }
 

@@ -80,7 +80,7 @@ let tests =
 
                 Expect.equal
                     (caught |> Option.map (fun e -> e.Syscall, e.Errno))
-                    (Some("mmap", Errno.ENOMEM))
+                    (Some("mmap", LinuxErrno.ENOMEM))
                     "ENOMEM"
 
                 Expect.equal (anonymousShared ()) before "both unmapped"

@@ -85,7 +85,7 @@ public class AnonymousRegionTests
         var error = Assert.Throws<ShmException>(() => SharedRegion.CreateAnonymous(length));
 
         Assert.Equal("mmap", error.Syscall);
-        Assert.Equal(Errno.ENOMEM, error.Errno);
+        Assert.Equal(LinuxErrno.ENOMEM, error.Errno);
         Assert.Equal("ENOMEM", error.ErrnoName);
         Assert.Contains("mmap", error.Message, StringComparison.Ordinal);
         Assert.Contains("ENOMEM", error.Message, StringComparison.Ordinal);
@@ -107,8 +107,8 @@ public class AnonymousRegionTests
         Assert.Throws<ObjectDisposedException>(() => region.As<long>());
         Assert.Throws<ObjectDisposedException>(() => region.Read<int>(0));
         Assert.Throws<ObjectDisposedException>(() => region.Write(0, 1));
-        Assert.Throws<ObjectDisposedException>(region.Lock);
-        Assert.Throws<ObjectDisposedException>(region.Unlock);
+        Assert.Throws<ObjectDisposedException>(region.LockPages);
+        Assert.Throws<ObjectDisposedException>(region.UnlockPages);
         Assert.Throws<ObjectDisposedException>(() => region.Flush());
         Assert.Throws<ObjectDisposedException>(() => region.Advise(Advice.WillNeed));
         Assert.Throws<ObjectDisposedException>(() => region.Protect(Protection.Read));

@@ -44,7 +44,7 @@ public sealed class MemfdAndFileTests : IDisposable
 
         Assert.Equal(99, region.Read<int>(0));
         Assert.False(region.Descriptor!.IsClosed); // the caller's descriptor stays open
-        Assert.Equal(Errno.EBADF, Assert.Throws<ShmException>(() => SharedRegion.OpenDescriptor(new SafeFileHandle(987654, ownsHandle: false))).Errno);
+        Assert.Equal(LinuxErrno.EBADF, Assert.Throws<ShmException>(() => SharedRegion.OpenDescriptor(new SafeFileHandle(987654, ownsHandle: false))).Errno);
     }
 
     [Theory]
@@ -103,7 +103,7 @@ public sealed class MemfdAndFileTests : IDisposable
 
         Assert.Throws<ArgumentOutOfRangeException>(() => SharedRegion.CreateFromFile(path, 8192, RegionAccess.ReadOnly));
         var missing = Assert.Throws<ShmException>(() => SharedRegion.CreateFromFile(Path.Combine(_directory, "none"), 10, RegionAccess.ReadOnly));
-        Assert.Equal(("open", Errno.ENOENT), (missing.Syscall, missing.Errno));
+        Assert.Equal(("open", LinuxErrno.ENOENT), (missing.Syscall, missing.Errno));
         Assert.False(File.Exists(Path.Combine(_directory, "none")));
     }
 

@@ -7,14 +7,14 @@ namespace Shm.Interop.Tests;
 public class MemoryControlTests
 {
     [Fact]
-    public void Lock_and_Unlock_show_in_the_kernels_locked_count()
+    public void LockPages_and_UnlockPages_show_in_the_kernels_locked_count()
     {
         using var region = SharedRegion.CreateAnonymous(4 * Environment.SystemPageSize);
 
-        region.Lock();
+        region.LockPages();
         Assert.Equal(4 * Environment.SystemPageSize / 1024, ProcMaps.SmapsField(region.DangerousGetAddress(), "Locked"));
 
-        region.Unlock();
+        region.UnlockPages();
         Assert.Equal(0, ProcMaps.SmapsField(region.DangerousGetAddress(), "Locked"));
     }
 
@@ -68,7 +68,7 @@ public class MemoryControlTests
         var error = Assert.Throws<ShmException>(() => region.Advise((Advice)999));
 
         Assert.Equal("madvise", error.Syscall);
-        Assert.Equal(Errno.EINVAL, error.Errno);
+        Assert.Equal(LinuxErrno.EINVAL, error.Errno);
     }
 
     [Fact]

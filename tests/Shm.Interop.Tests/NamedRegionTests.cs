@@ -73,7 +73,7 @@ public sealed class NamedRegionTests(ITestOutputHelper output) : IDisposable
         opener.AsSpan()[0] = 7;
         Assert.Equal(7, creator.AsReadOnlySpan()[0]);
         creator.Dispose(); // someone else unlinked it: tolerated, no exception
-        Assert.Equal(Errno.ENOENT, Assert.Throws<ShmException>(() => SharedRegion.Unlink(name)).Errno);
+        Assert.Equal(LinuxErrno.ENOENT, Assert.Throws<ShmException>(() => SharedRegion.Unlink(name)).Errno);
     }
 
     [Fact]
@@ -99,7 +99,7 @@ public sealed class NamedRegionTests(ITestOutputHelper output) : IDisposable
 
         var error = Assert.Throws<ShmException>(() => SharedRegion.CreateNamed(name, 100));
 
-        Assert.Equal(("shm_open", Errno.EEXIST), (error.Syscall, error.Errno));
+        Assert.Equal(("shm_open", LinuxErrno.EEXIST), (error.Syscall, error.Errno));
         Assert.Equal(4096, DevShm.Size(name));
         Assert.Equal(1, first.AsReadOnlySpan()[0]);
     }
@@ -109,7 +109,7 @@ public sealed class NamedRegionTests(ITestOutputHelper output) : IDisposable
     {
         var error = Assert.Throws<ShmException>(() => SharedRegion.OpenNamed(_shm.UniqueName()));
 
-        Assert.Equal(("shm_open", Errno.ENOENT), (error.Syscall, error.Errno));
+        Assert.Equal(("shm_open", LinuxErrno.ENOENT), (error.Syscall, error.Errno));
         Assert.Contains("ENOENT", error.Message, StringComparison.Ordinal);
     }
 
@@ -212,7 +212,7 @@ public sealed class NamedRegionTests(ITestOutputHelper output) : IDisposable
 
         var error = Assert.Throws<ShmException>(() => SharedRegion.CreateNamed(name, tooLarge));
 
-        Assert.Equal(("posix_fallocate", Errno.ENOSPC), (error.Syscall, error.Errno));
+        Assert.Equal(("posix_fallocate", LinuxErrno.ENOSPC), (error.Syscall, error.Errno));
         Assert.False(DevShm.Exists(name));
     }
 
@@ -232,7 +232,7 @@ public sealed class NamedRegionTests(ITestOutputHelper output) : IDisposable
         Assert.Throws<NotSupportedException>(() => reader.As<int>());
         Assert.Throws<NotSupportedException>(() => reader.Write(0, 1));
         var error = Assert.Throws<ShmException>(() => reader.Protect(Protection.ReadWrite));
-        Assert.Equal(("mprotect", Errno.EACCES), (error.Syscall, error.Errno));
+        Assert.Equal(("mprotect", LinuxErrno.EACCES), (error.Syscall, error.Errno));
     }
 
     [Fact]

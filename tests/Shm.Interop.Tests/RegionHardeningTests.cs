@@ -72,7 +72,9 @@ public sealed class RegionHardeningTests : IDisposable
         var error = Assert.Throws<ShmException>(() => SharedRegion.CreateFromFile(link, 1 << 20));
 
         Assert.Equal("open", error.Syscall);
-        Assert.Equal(40, error.Errno); // ELOOP
+        Assert.Equal(LinuxErrno.ELOOP, error.Errno);
+        Assert.Equal("ELOOP", error.ErrnoName); // named, not "errno 40"
+        Assert.Contains("ELOOP (40)", error.Message, StringComparison.Ordinal);
         Assert.Equal(8, new FileInfo(target).Length); // neither extended nor created anew
     }
 

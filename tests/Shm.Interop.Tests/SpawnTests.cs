@@ -62,7 +62,7 @@ public class SpawnTests(ITestOutputHelper output)
         var error = Assert.Throws<ShmException>(() => Child.Spawn("no-such-program-shm", []));
 
         Assert.Equal("posix_spawnp", error.Syscall);
-        Assert.Equal(Errno.ENOENT, error.Errno);
+        Assert.Equal(LinuxErrno.ENOENT, error.Errno);
     }
 
     [Fact]

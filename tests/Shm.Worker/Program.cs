@@ -108,7 +108,7 @@ public static partial class Program
             });
             return Unexpected;
         }
-        catch (ShmException error) when (error.Syscall == "fork" && error.Errno == Errno.EAGAIN)
+        catch (ShmException error) when (error.Syscall == "fork" && error.Errno == LinuxErrno.EAGAIN)
         {
             int[] started = pids.AsSpan<int>().ToArray().Where(pid => pid != 0).ToArray();
             Console.WriteLine($"fork failed as expected: {error.Message}; {started.Length} children had started: {string.Join(' ', started)}");
@@ -324,7 +324,7 @@ public static partial class Program
         {
             Child.Fork(() => 0).Dispose();
         }
-        catch (ShmException error) when (error.Syscall == "pidfd_open" && error.Errno == Errno.EMFILE)
+        catch (ShmException error) when (error.Syscall == "pidfd_open" && error.Errno == LinuxErrno.EMFILE)
         {
             refused = error;
         }
@@ -509,7 +509,7 @@ public static partial class Program
             SharedRegion.OpenNamed(name).Dispose();
             return Unexpected;
         }
-        catch (ShmException denied) when (denied.Syscall == "shm_open" && denied.Errno == Errno.EACCES)
+        catch (ShmException denied) when (denied.Syscall == "shm_open" && denied.Errno == LinuxErrno.EACCES)
         {
             return 0;
         }

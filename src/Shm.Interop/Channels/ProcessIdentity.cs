@@ -45,7 +45,7 @@ internal static class ProcessIdentity
         {
             Seen.Running => startTime == 0 || started == startTime,
             Seen.Ended => false,
-            _ => Libc.kill(pid, 0) == 0 || Marshal.GetLastPInvokeError() != Errno.ESRCH,
+            _ => Libc.kill(pid, 0) == 0 || Marshal.GetLastPInvokeError() != LinuxErrno.ESRCH,
         };
     }
 

@@ -10,9 +10,6 @@ internal static partial class Libc
     private const long SYS_futex_waitv = 449;
     private const uint FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF;
 
-    internal const int EFAULT = 14;
-    internal const int ENOSYS = 38;
-
     /// <summary>futex_waitv's per-word flag for a 32-bit word.</summary>
     internal const uint FUTEX2_SIZE_U32 = 0x02;
 

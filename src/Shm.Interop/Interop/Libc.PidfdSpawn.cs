@@ -9,9 +9,6 @@ internal static partial class Libc
 {
     internal static unsafe class PidfdSpawn
     {
-        /// <summary>What pidfd_spawnp returns where the kernel refuses clone3.</summary>
-        internal const int ENOSYS = 38;
-
         private static readonly nint Spawnp = Export("pidfd_spawnp");
         private static readonly nint GetPid = Export("pidfd_getpid");
         private static volatile bool s_unsupported;

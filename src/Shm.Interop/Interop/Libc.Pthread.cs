@@ -13,12 +13,6 @@ internal static partial class Libc
     internal const int PTHREAD_MUTEX_ROBUST = 1;
     internal const int PTHREAD_MUTEX_ERRORCHECK = 2;
 
-    internal const int EBUSY = 16;
-    internal const int EDEADLK = 35;
-    internal const int ETIMEDOUT = 110;
-    internal const int EOWNERDEAD = 130;
-    internal const int ENOTRECOVERABLE = 131;
-
     internal const int CLOCK_REALTIME = 0;
     internal const int CLOCK_MONOTONIC = 1;
 

@@ -90,7 +90,7 @@ public sealed partial class Child
             {
                 int pidfd;
                 int failed = Libc.PidfdSpawn.pidfd_spawnp(&pidfd, file, fileActions, attributes, args, env);
-                if (failed != Libc.PidfdSpawn.ENOSYS)
+                if (failed != LinuxErrno.ENOSYS)
                 {
                     Libc.CheckError(failed, "pidfd_spawnp", fileName);
                     // The pidfd holds the process whoever reaps it; its pid is readable only until then.

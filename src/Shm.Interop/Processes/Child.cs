@@ -86,7 +86,7 @@ public sealed partial class Child : IDisposable
             return AdoptSpawnedPidfd(pid, pidfd, grace);
         }
         int errno = Marshal.GetLastPInvokeError();
-        if (errno != Errno.ESRCH)
+        if (errno != LinuxErrno.ESRCH)
         {
             throw KillUnowned(pid, errno);
         }
@@ -112,7 +112,7 @@ public sealed partial class Child : IDisposable
         if (ours)
         {
             Libc.kill(pid, Libc.SIGKILL);
-            while (Libc.waitid(Libc.P_PID, pid, &info, Libc.WEXITED) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
+            while (Libc.waitid(Libc.P_PID, pid, &info, Libc.WEXITED) < 0 && Marshal.GetLastPInvokeError() == LinuxErrno.EINTR)
             {
             }
         }
@@ -224,7 +224,7 @@ public sealed partial class Child : IDisposable
     {
         long deadline = Deadline(timeout);
         ThrowIfUnusable();
-        return ChildWaits.WaitAll([this], deadline)[0];
+        return BlockingChildWait.WaitAll([this], deadline)[0];
     }
 
     /// <summary>
@@ -240,7 +240,7 @@ public sealed partial class Child : IDisposable
     public Task<ChildExit> WaitAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfUnusable();
-        return ChildWatcher.WaitAsync(this, cancellationToken);
+        return AsyncChildWatcher.WaitAsync(this, cancellationToken);
     }
 
     /// <summary>Sends <paramref name="signal"/> to the child, through its pidfd (nothing if it ended already).</summary>
@@ -306,7 +306,7 @@ public sealed partial class Child : IDisposable
         }
         try
         {
-            ChildWaits.WaitAll(running, Deadline(grace), terminating: true);
+            BlockingChildWait.WaitAll(running, Deadline(grace), terminating: true);
         }
         catch (Exception failure)
         {
@@ -417,7 +417,7 @@ public sealed partial class Child : IDisposable
         {
             _handle.DangerousAddRef(ref added);
             // ESRCH: it ended and is not reaped yet; the next reap records how.
-            if (Libc.pidfd_send_signal((int)_handle.DangerousGetHandle(), signal) != 0 && Marshal.GetLastPInvokeError() != Errno.ESRCH)
+            if (Libc.pidfd_send_signal((int)_handle.DangerousGetHandle(), signal) != 0 && Marshal.GetLastPInvokeError() != LinuxErrno.ESRCH)
             {
                 throw ShmException.FromLastError("pidfd_send_signal", $"child {Pid}, signal {signal}");
             }
@@ -450,11 +450,11 @@ public sealed partial class Child : IDisposable
             while (Libc.waitid(Libc.P_PIDFD, pidfd, &info, block ? Libc.WEXITED : Libc.WEXITED | Libc.WNOHANG) < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno == Errno.ECHILD)
+                if (errno == LinuxErrno.ECHILD)
                 {
                     return EndedElsewhere(pidfd, block);
                 }
-                if (errno != Errno.EINTR)
+                if (errno != LinuxErrno.EINTR)
                 {
                     throw new ShmException("waitid", errno, $"child {Pid}");
                 }

@@ -70,7 +70,7 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
         {
             child.ThrowIfUnusable();
         }
-        return ChildWaits.WaitAll(_children, deadline);
+        return BlockingChildWait.WaitAll(_children, deadline);
     }
 
     /// <summary>

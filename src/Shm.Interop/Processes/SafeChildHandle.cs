@@ -30,7 +30,7 @@ internal sealed class SafeChildHandle : SafeHandle
         {
             Libc.SigInfo info;
             Libc.pidfd_send_signal((int)handle, Libc.SIGKILL);
-            while (Libc.waitid(Libc.P_PIDFD, (int)handle, &info, Libc.WEXITED) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
+            while (Libc.waitid(Libc.P_PIDFD, (int)handle, &info, Libc.WEXITED) < 0 && Marshal.GetLastPInvokeError() == LinuxErrno.EINTR)
             {
             }
         }

@@ -36,7 +36,7 @@ public partial class SharedRegion
         {
             fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_EXCL | NoFollow, 0b110_000_000);
             created = !fd.IsInvalid;
-            if (!created && System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == Errno.EEXIST)
+            if (!created && System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == LinuxErrno.EEXIST)
             {
                 fd.Dispose();
                 fd = Libc.open(path, Libc.O_RDWR | NoFollow, 0);

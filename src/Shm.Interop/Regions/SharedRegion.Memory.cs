@@ -8,12 +8,12 @@ public partial class SharedRegion
     /// <summary>Locks the pages in RAM (<c>mlock</c>) so they are never swapped out.</summary>
     /// <exception cref="ShmException"><c>mlock</c> failed, e.g. ENOMEM over RLIMIT_MEMLOCK or EPERM.</exception>
     /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
-    public unsafe void Lock() => Apply("mlock", &Mlock, 0);
+    public unsafe void LockPages() => Apply("mlock", &Mlock, 0);
 
-    /// <summary>Undoes <see cref="Lock"/> (<c>munlock</c>).</summary>
+    /// <summary>Undoes <see cref="LockPages"/> (<c>munlock</c>).</summary>
     /// <exception cref="ShmException"><c>munlock</c> failed.</exception>
     /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
-    public unsafe void Unlock() => Apply("munlock", &Munlock, 0);
+    public unsafe void UnlockPages() => Apply("munlock", &Munlock, 0);
 
     /// <summary>
     /// Writes changed pages back to the backing object (<c>msync</c>): for a file-backed region

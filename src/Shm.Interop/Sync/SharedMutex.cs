@@ -72,7 +72,7 @@ public sealed unsafe class SharedMutex : SharedPrimitive
         ThrowIfDisposed();
         // A try first, without a GC transition: the uncontended case never blocks.
         int error = Libc.pthread_mutex_trylock_fast(Mutex);
-        if (error == Libc.EBUSY)
+        if (error == LinuxErrno.EBUSY)
         {
             PinMapping();
             try
@@ -109,7 +109,7 @@ public sealed unsafe class SharedMutex : SharedPrimitive
         }
         // As Lock: a try first, so only a wait that may block pays for holding the mapping.
         int error = Libc.pthread_mutex_trylock_fast(Mutex);
-        if (error != Libc.EBUSY)
+        if (error != LinuxErrno.EBUSY)
         {
             return Check(error, "pthread_mutex_trylock");
         }
@@ -136,9 +136,9 @@ public sealed unsafe class SharedMutex : SharedPrimitive
     /// </summary>
     private int LeaveIfDisposed(int error)
     {
-        if (error is (0 or Libc.EOWNERDEAD) && IsDisposed)
+        if (error is (0 or LinuxErrno.EOWNERDEAD) && IsDisposed)
         {
-            if (error == Libc.EOWNERDEAD)
+            if (error == LinuxErrno.EOWNERDEAD)
             {
                 Libc.pthread_mutex_consistent(Mutex);
             }
@@ -154,7 +154,7 @@ public sealed unsafe class SharedMutex : SharedPrimitive
     {
         ThrowIfDisposed();
         int error = Libc.pthread_mutex_unlock(Mutex);
-        if (error == Errno.EPERM)
+        if (error == LinuxErrno.EPERM)
         {
             throw new SynchronizationLockException(
                 "This thread does not own the shared mutex: another thread locked it, or it was held across an await that resumed on another thread.");
@@ -169,17 +169,17 @@ public sealed unsafe class SharedMutex : SharedPrimitive
         {
             case 0:
                 return true;
-            case Libc.EBUSY or Libc.ETIMEDOUT:
+            case LinuxErrno.EBUSY or LinuxErrno.ETIMEDOUT:
                 return false;
-            case Libc.EOWNERDEAD:
+            case LinuxErrno.EOWNERDEAD:
                 Libc.CheckError(Libc.pthread_mutex_consistent(Mutex), "pthread_mutex_consistent");
                 throw new AbandonedMutexException(
                     "The previous owner of the shared mutex died holding it. This thread owns it now and it was made consistent: " +
                     "repair the data it guards, then Unlock.");
-            case Libc.EDEADLK:
+            case LinuxErrno.EDEADLK:
                 throw new LockRecursionException("This thread already holds the shared mutex.");
             default:
-                Libc.CheckError(error, call, error == Libc.ENOTRECOVERABLE ? "the mutex was left inconsistent by a C owner that never called pthread_mutex_consistent" : null);
+                Libc.CheckError(error, call, error == LinuxErrno.ENOTRECOVERABLE ? "the mutex was left inconsistent by a C owner that never called pthread_mutex_consistent" : null);
                 return false;
         }
     }

@@ -73,7 +73,7 @@ internal static class ThreadIdentity
     public static bool IsAlive(int pid, int tid, uint? start, long readerOffset)
     {
         int probe = pid > 0 ? Libc.ProbeThread(pid, tid) : Libc.kill(tid, 0) == 0 ? 0 : System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-        if (probe == Errno.ESRCH)
+        if (probe == LinuxErrno.ESRCH)
         {
             return false;
         }

@@ -337,13 +337,13 @@ internal static unsafe partial class FutexWatcher
             }
             switch (Marshal.GetLastPInvokeError())
             {
-                case Errno.EAGAIN: // some word (or the wake word) did not hold its value: which one, the kernel does not say
-                case Libc.EFAULT: // a word left while the vector was being read; the rebuild drops it
+                case LinuxErrno.EAGAIN: // some word (or the wake word) did not hold its value: which one, the kernel does not say
+                case LinuxErrno.EFAULT: // a word left while the vector was being read; the rebuild drops it
                     ScanAll();
                     break;
-                case Libc.ETIMEDOUT or Errno.EINTR:
+                case LinuxErrno.ETIMEDOUT or LinuxErrno.EINTR:
                     break;
-                case Libc.ENOSYS or Errno.EPERM:
+                case LinuxErrno.ENOSYS or LinuxErrno.EPERM:
                     s_polling = true; // futex_waitv vanished (a seccomp profile?): poll from now on
                     break;
                 case int error:

@@ -308,7 +308,7 @@ internal static unsafe partial class FutexWatcher
 
     /// <summary>futex_waitv with no words answers EINVAL where it exists, ENOSYS (or seccomp's EPERM) where it does not.</summary>
     private static bool FutexWaitvWorks() =>
-        Libc.futex_waitv(null, 0, null) >= 0 || Marshal.GetLastPInvokeError() == Errno.EINVAL;
+        Libc.futex_waitv(null, 0, null) >= 0 || Marshal.GetLastPInvokeError() == LinuxErrno.EINVAL;
 
     /// <summary>How a wait ended.</summary>
     private enum Outcome

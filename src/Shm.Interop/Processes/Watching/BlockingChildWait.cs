@@ -11,7 +11,7 @@ namespace Shm.Interop;
 /// so that one that cannot wake without a signal is never silently waited for: killed and reported
 /// where its policy (or termination) says so, otherwise reported by a wait without a bound.
 /// </summary>
-internal static class ChildWaits
+internal static class BlockingChildWait
 {
     /// <summary>
     /// By index: how each child ended, or null for those still running at <paramref name="deadline"/>.
@@ -59,7 +59,7 @@ internal static class ChildWaits
                 long until = forked ? Math.Min(deadline, nextSample) : deadline;
                 fixed (Libc.PollFd* pollFds = fds)
                 {
-                    if (Libc.poll(pollFds, (nuint)pending.Count, Milliseconds(until - now)) < 0 && Marshal.GetLastPInvokeError() != Errno.EINTR)
+                    if (Libc.poll(pollFds, (nuint)pending.Count, Milliseconds(until - now)) < 0 && Marshal.GetLastPInvokeError() != LinuxErrno.EINTR)
                     {
                         throw ShmException.FromLastError("poll", "pidfds");
                     }

@@ -1,7 +1,12 @@
 namespace Shm.Interop;
 
-/// <summary>The Linux <c>errno</c> values this library's callers most often branch on.</summary>
-public static class Errno
+/// <summary>
+/// The Linux <c>errno</c> values this library's callers branch on (compare with <see cref="ShmException.Errno"/>),
+/// and <see cref="NameOf"/>, which names every errno the library can meet. Errno values are Linux's
+/// ABI and never change, so they are constants (usable in <c>case</c> labels).
+/// </summary>
+/// <remarks>The one errno table of the library: its own code uses these constants, and the internal ones below.</remarks>
+public static class LinuxErrno
 {
     /// <summary>Operation not permitted.</summary>
     public const int EPERM = 1;
@@ -33,8 +38,19 @@ public static class Errno
     public const int ENOSPC = 28;
     /// <summary>File name too long.</summary>
     public const int ENAMETOOLONG = 36;
+    /// <summary>Too many levels of symbolic links (e.g. a file region's path ends in a symbolic link).</summary>
+    public const int ELOOP = 40;
 
-    /// <summary>The symbolic name of <paramref name="errno"/>, or <c>"errno N"</c> for others.</summary>
+    // What the library's own code meets and handles; callers never see these in a ShmException.
+    internal const int EFAULT = 14;
+    internal const int EBUSY = 16;
+    internal const int EDEADLK = 35;
+    internal const int ENOSYS = 38;
+    internal const int ETIMEDOUT = 110;
+    internal const int EOWNERDEAD = 130;
+    internal const int ENOTRECOVERABLE = 131;
+
+    /// <summary>The symbolic name of <paramref name="errno"/>, or <c>"errno N"</c> for one the library never meets.</summary>
     /// <param name="errno">An errno value.</param>
     public static string NameOf(int errno) => errno switch
     {
@@ -47,12 +63,20 @@ public static class Errno
         EAGAIN => nameof(EAGAIN),
         ENOMEM => nameof(ENOMEM),
         EACCES => nameof(EACCES),
+        EFAULT => nameof(EFAULT),
+        EBUSY => nameof(EBUSY),
         EEXIST => nameof(EEXIST),
         EINVAL => nameof(EINVAL),
         EMFILE => nameof(EMFILE),
         EFBIG => nameof(EFBIG),
         ENOSPC => nameof(ENOSPC),
+        EDEADLK => nameof(EDEADLK),
         ENAMETOOLONG => nameof(ENAMETOOLONG),
+        ENOSYS => nameof(ENOSYS),
+        ELOOP => nameof(ELOOP),
+        ETIMEDOUT => nameof(ETIMEDOUT),
+        EOWNERDEAD => nameof(EOWNERDEAD),
+        ENOTRECOVERABLE => nameof(ENOTRECOVERABLE),
         _ => $"errno {errno}",
     };
 }

@@ -16,7 +16,7 @@ namespace Shm.Interop;
 /// so, and otherwise fails the waits that have no bound (a token that cannot be cancelled) instead of
 /// leaving them pending for ever.
 /// </summary>
-internal static unsafe class ChildWatcher
+internal static unsafe class AsyncChildWatcher
 {
     private const int MaxEvents = 64;
 
@@ -147,7 +147,7 @@ internal static unsafe class ChildWatcher
             lock (Gate)
             {
                 sampleEvery = DeadlockWatch.SampleInterval(s_forkedWatched);
-                timeout = s_forkedWatched > 0 ? ChildWaits.Milliseconds(sampleEvery) : -1;
+                timeout = s_forkedWatched > 0 ? BlockingChildWait.Milliseconds(sampleEvery) : -1;
             }
             int count = Libc.epoll_wait(s_epoll, events, MaxEvents, timeout);
             due.Clear();
