@@ -30,9 +30,11 @@ public readonly unsafe struct ReceivedMessage : IDisposable
         _memory = default;
     }
 
-    /// <summary>A message another transport delivered in memory it owns.</summary>
-    /// <param name="memory">The message's bytes.</param>
-    public ReceivedMessage(ReadOnlyMemory<byte> memory)
+    /// <summary>
+    /// A message another transport delivered in memory it owns. Internal until such a transport ships
+    /// (a NetMQ one is planned: it would wrap each received frame so).
+    /// </summary>
+    internal ReceivedMessage(ReadOnlyMemory<byte> memory)
     {
         _reader = null;
         _bytes = null;

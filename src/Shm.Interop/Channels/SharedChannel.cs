@@ -71,8 +71,12 @@ public sealed unsafe class SharedChannel : SharedPrimitive
     /// <param name="offset">Where, a multiple of 8.</param>
     /// <param name="laneCapacity">Bytes per writer's ring: a power of two from 4 KiB to 1 GiB.</param>
     /// <param name="writers">Writers that may be attached at once: 1 for a single-producer channel, up to 64.</param>
-    /// <exception cref="ArgumentOutOfRangeException">A size is not usable, or the region is too small (<see cref="RequiredLength"/>).</exception>
-    /// <exception cref="InvalidOperationException">Something is already there.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the channel does not fit in the region from there (<see cref="RequiredLength"/>), or a size is not usable.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable.</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    /// <exception cref="InvalidOperationException">A primitive is already there, or the bytes are not zero.</exception>
     public static SharedChannel Create(SharedRegion region, long offset, long laneCapacity, int writers = 1)
     {
         Validate(laneCapacity, writers);
@@ -87,9 +91,14 @@ public sealed unsafe class SharedChannel : SharedPrimitive
     /// <summary>Opens the channel another process created at <paramref name="offset"/>.</summary>
     /// <param name="region">The region it lives in.</param>
     /// <param name="offset">Where it was created.</param>
-    /// <exception cref="InvalidOperationException">The bytes there are not a channel, or one of another layout version.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the channel does not fit in the region from there (its header, then the lanes it describes).</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable.</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Nothing, or something other than a channel (or one of another layout version), is there.</exception>
+    /// <exception cref="TimeoutException">It was still being initialised after 5 s (its creator may have died while initialising it).</exception>
     /// <exception cref="SharedMemoryCorruptedException">The channel's lane count or capacity is impossible.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">The channel described there does not fit in the region.</exception>
     public static SharedChannel Open(SharedRegion region, long offset = 0)
     {
         var channel = new SharedChannel(region, offset, ChannelLayout.HeaderSize, create: false, DefaultInitialisationTimeout, null);
@@ -121,6 +130,8 @@ public sealed unsafe class SharedChannel : SharedPrimitive
     /// <summary>Attaches a writer: claims a free lane for this process and thread of use.</summary>
     /// <exception cref="InvalidOperationException">Every lane has a writer.</exception>
     /// <exception cref="System.Threading.Channels.ChannelClosedException">The reader already saw the end of the stream.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">The claimed lane's head or tail, or the closed flag, is impossible (the lane is given back).</exception>
+    /// <exception cref="ObjectDisposedException">The channel was disposed.</exception>
     public SharedChannelWriter OpenWriter()
     {
         ThrowIfDisposed();
@@ -129,6 +140,8 @@ public sealed unsafe class SharedChannel : SharedPrimitive
 
     /// <summary>Attaches the reader (one per channel; a dead reader's place is taken over).</summary>
     /// <exception cref="InvalidOperationException">Another live process is the reader.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">The reader's place, a lane's head or a tail is impossible (the place is given back).</exception>
+    /// <exception cref="ObjectDisposedException">The channel was disposed.</exception>
     public SharedChannelReader OpenReader()
     {
         ThrowIfDisposed();

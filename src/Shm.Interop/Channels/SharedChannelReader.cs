@@ -100,7 +100,10 @@ public sealed class SharedChannelReader : IMessageReader
     /// <summary>True once every writer is gone and every message was taken.</summary>
     public bool IsCompleted => _ended;
 
-    /// <inheritdoc/>
+    /// <summary>Takes the next message if one is there, without waiting; false if none is (or the stream ended).</summary>
+    /// <param name="message">The message, in place in the ring; dispose it to release it.</param>
+    /// <exception cref="InvalidOperationException">The previous message was not disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The reader or its channel was disposed.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible (now or before): the reader is not used further.</exception>
     public unsafe bool TryRead(out ReceivedMessage message)
     {
@@ -184,7 +187,9 @@ public sealed class SharedChannelReader : IMessageReader
         }
     }
 
-    /// <inheritdoc/>
+    /// <summary>Waits without holding a thread until a message can be read (true) or the stream ended (false).</summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
     /// <exception cref="ChannelClosedException">The stream ended because writers died (named in the message).</exception>
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     /// <exception cref="ObjectDisposedException">The reader or its channel was disposed, before or during the wait.</exception>
@@ -217,7 +222,11 @@ public sealed class SharedChannelReader : IMessageReader
         }, Timeout.InfiniteTimeSpan, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
     }
 
-    /// <inheritdoc/>
+    /// <summary>Takes the next message, waiting without holding a thread.</summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChannelClosedException">The stream ended: every writer completed or died (named in the message).</exception>
+    /// <exception cref="ObjectDisposedException">The reader or its channel was disposed, before or during the wait.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     public async ValueTask<ReceivedMessage> ReadAsync(CancellationToken cancellationToken = default)
     {

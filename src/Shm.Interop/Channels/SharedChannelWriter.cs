@@ -100,7 +100,7 @@ public sealed class SharedChannelWriter : IMessageWriter
     /// <summary>Which lane this writer owns.</summary>
     public int LaneIndex { get; }
 
-    /// <inheritdoc/>
+    /// <summary>The longest message this writer accepts: its lane's capacity less one record header.</summary>
     public int MaxMessageLength => (int)(_capacity - ChannelLayout.RecordHeaderSize);
 
     private unsafe ref long Head => ref *(long*)(_lane + ChannelLayout.Head);
@@ -169,7 +169,11 @@ public sealed class SharedChannelWriter : IMessageWriter
         }
     }
 
-    /// <inheritdoc/>
+    /// <summary>Writes <paramref name="message"/>, waiting for room without holding a thread (parked on the process's futex watcher).</summary>
+    /// <param name="message">Up to <see cref="MaxMessageLength"/> bytes, copied into the ring.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The message is longer than <see cref="MaxMessageLength"/> (nothing is written).</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
     /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     /// <exception cref="ObjectDisposedException">The writer or its channel was disposed, before or during the wait.</exception>

@@ -22,16 +22,34 @@ public sealed partial class Child
     /// <param name="fileName">The program, a path or a name found in PATH.</param>
     /// <param name="arguments">Its arguments (argv[1..]).</param>
     /// <param name="inherit">Regions with a descriptor (memfd, named, file) to hand over, in order.</param>
-    /// <exception cref="ArgumentException">A region has no descriptor (anonymous regions cannot be passed).</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="fileName"/>, <paramref name="arguments"/>, <paramref name="inherit"/> or one of its regions is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="fileName"/> is empty, or a region has no descriptor (anonymous regions cannot be passed).</exception>
+    /// <exception cref="ObjectDisposedException">A region was disposed.</exception>
     /// <exception cref="ShmException"><c>posix_spawnp</c> (or <c>pidfd_spawnp</c>, glibc 2.39+) failed (e.g. ENOENT for a missing program).</exception>
-    public static Child Spawn(string fileName, IEnumerable<string> arguments, params SharedRegion[] inherit)
+    public static Child Spawn(string fileName, IEnumerable<string> arguments, params SharedRegion[] inherit) =>
+        Spawn(fileName, arguments, ChildOptions.Default, inherit);
+
+    /// <summary>
+    /// <see cref="Spawn(string, IEnumerable{string}, SharedRegion[])"/> with <paramref name="options"/>
+    /// (the grace period its <see cref="Dispose"/> gives it after SIGTERM).
+    /// </summary>
+    /// <param name="fileName">The program, a path or a name found in PATH.</param>
+    /// <param name="arguments">Its arguments (argv[1..]).</param>
+    /// <param name="options">What every child has; <see cref="ChildOptions.Default"/> for the defaults.</param>
+    /// <param name="inherit">Regions with a descriptor (memfd, named, file) to hand over, in order.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="fileName"/>, <paramref name="arguments"/>, <paramref name="options"/>, <paramref name="inherit"/> or one of its regions is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="fileName"/> is empty, or a region has no descriptor (anonymous regions cannot be passed).</exception>
+    /// <exception cref="ObjectDisposedException">A region was disposed.</exception>
+    /// <exception cref="ShmException"><c>posix_spawnp</c> (or <c>pidfd_spawnp</c>, glibc 2.39+) failed (e.g. ENOENT for a missing program).</exception>
+    public static Child Spawn(string fileName, IEnumerable<string> arguments, ChildOptions options, params SharedRegion[] inherit)
     {
         ArgumentException.ThrowIfNullOrEmpty(fileName);
         ArgumentNullException.ThrowIfNull(arguments);
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(inherit);
-        SafeFileHandle[] fds = inherit.Select((region, i) => region.Descriptor
+        SafeFileHandle[] fds = inherit.Select((region, i) => (region ?? throw new ArgumentNullException(nameof(inherit), $"Region {i} is null.")).Descriptor
             ?? throw new ArgumentException($"Region {i} ({region}) has no descriptor; create it with CreateMemfd, CreateNamed or CreateFromFile to pass it to a process.", nameof(inherit))).ToArray();
-        return SpawnCore(fileName, [fileName, .. arguments], fds);
+        return SpawnCore(fileName, [fileName, .. arguments], fds, options.TerminateGracePeriod);
     }
 
     /// <summary>
@@ -41,8 +59,25 @@ public sealed partial class Child
     /// <param name="arguments">The worker's arguments, typically a mode switch the program's Main recognises.</param>
     /// <param name="inherit">Regions to hand over, in order.</param>
     /// <exception cref="InvalidOperationException">The process path or entry assembly is unknown.</exception>
-    public static Child SpawnSelf(IEnumerable<string> arguments, params SharedRegion[] inherit)
+    /// <exception cref="ArgumentNullException"><paramref name="arguments"/>, <paramref name="inherit"/> or one of its regions is null.</exception>
+    /// <exception cref="ArgumentException">A region has no descriptor.</exception>
+    /// <exception cref="ObjectDisposedException">A region was disposed.</exception>
+    /// <exception cref="ShmException">Spawning failed.</exception>
+    public static Child SpawnSelf(IEnumerable<string> arguments, params SharedRegion[] inherit) =>
+        SpawnSelf(arguments, ChildOptions.Default, inherit);
+
+    /// <summary><see cref="SpawnSelf(IEnumerable{string}, SharedRegion[])"/> with <paramref name="options"/>.</summary>
+    /// <param name="arguments">The worker's arguments, typically a mode switch the program's Main recognises.</param>
+    /// <param name="options">What every child has; <see cref="ChildOptions.Default"/> for the defaults.</param>
+    /// <param name="inherit">Regions to hand over, in order.</param>
+    /// <exception cref="InvalidOperationException">The process path or entry assembly is unknown.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="arguments"/>, <paramref name="options"/>, <paramref name="inherit"/> or one of its regions is null.</exception>
+    /// <exception cref="ArgumentException">A region has no descriptor.</exception>
+    /// <exception cref="ObjectDisposedException">A region was disposed.</exception>
+    /// <exception cref="ShmException">Spawning failed.</exception>
+    public static Child SpawnSelf(IEnumerable<string> arguments, ChildOptions options, params SharedRegion[] inherit)
     {
+        ArgumentNullException.ThrowIfNull(arguments);
         string host = System.Environment.ProcessPath ?? throw new InvalidOperationException("The path of this program is unknown.");
         bool viaDotnet = System.IO.Path.GetFileNameWithoutExtension(host) == "dotnet";
 #pragma warning disable IL3000 // A single-file app runs as its own host, so this path is only read when it is not one.
@@ -52,10 +87,10 @@ public sealed partial class Child
         {
             throw new InvalidOperationException("The entry assembly of this program is unknown.");
         }
-        return Spawn(host, viaDotnet ? [assembly!, .. arguments] : arguments, inherit);
+        return Spawn(host, viaDotnet ? [assembly!, .. arguments] : arguments, options, inherit);
     }
 
-    private static unsafe Child SpawnCore(string fileName, string[] argv, SafeFileHandle[] fds)
+    private static unsafe Child SpawnCore(string fileName, string[] argv, SafeFileHandle[] fds, TimeSpan grace)
     {
         var added = new bool[fds.Length];
         var strings = new List<nint>();
@@ -85,7 +120,6 @@ public sealed partial class Child
             byte** args = NullTerminated(argv, strings);
             byte** env = NullTerminated(ChildEnvironment(fds.Length == 0 ? null : string.Join(',', numbers)), strings);
             byte* file = Utf8(fileName, strings);
-            TimeSpan grace = ForkOptions.Default.TerminateGracePeriod;
             if (Libc.PidfdSpawn.IsAvailable)
             {
                 int pidfd;

@@ -9,7 +9,7 @@ namespace Shm.Interop;
 
 /// <summary>
 /// A child process this process owns: forked to run a body (<see cref="Fork(Func{int}, ForkOptions?)"/>)
-/// or spawned to run a program (<see cref="Spawn"/>). Disposing a child that is still running sends
+/// or spawned to run a program (<see cref="Spawn(string, IEnumerable{string}, SharedRegion[])"/>). Disposing a child that is still running sends
 /// SIGTERM, waits a grace period, sends SIGKILL, and always reaps it: no zombie and no orphan outlives
 /// the object. A child whose owner is forgotten is killed and reaped when the object is collected.
 /// </summary>
@@ -37,7 +37,10 @@ namespace Shm.Interop;
 public sealed partial class Child : IDisposable
 {
     /// <summary>The exit status of a forked child whose body threw or returned a code outside 0 to 255 (its message goes to stderr): 70, EX_SOFTWARE.</summary>
-    public const int UnhandledExceptionExitCode = 70;
+    public static readonly int UnhandledExceptionExitCode = FailedBodyExitCode;
+
+    /// <summary><see cref="UnhandledExceptionExitCode"/> as a constant, for the forked child's own path (no static to read there).</summary>
+    internal const int FailedBodyExitCode = 70;
 
     private readonly SafeChildHandle _handle;
     private readonly TimeSpan _grace;
@@ -93,7 +96,7 @@ public sealed partial class Child : IDisposable
         // No process has this pid: ours was reaped by someone else. No pidfd, so nothing can ever
         // be sent to whatever process gets the pid next.
         var child = new Child(new SafeChildHandle(pid, -1), grace, watch: null, ChildDeadlockPolicy.Report, index: 0);
-        child.Record(new ChildExit(pid, null, null) { ReapedElsewhere = true });
+        child.Record(ChildExit.UnknownReapedElsewhere(pid));
         return child;
     }
 
@@ -188,6 +191,8 @@ public sealed partial class Child : IDisposable
     /// <summary>Forks a child that runs <paramref name="body"/> and exits with its return value (0 to 255).</summary>
     /// <param name="body">The child's work; see the remarks on <see cref="Child"/> for what it may do.</param>
     /// <param name="options">Tuning; <see cref="ForkOptions.Default"/> if null.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (an allocation budget or a number of attempts below 1, a budget the GC refuses).</exception>
     /// <exception cref="NotSupportedException">The runtime is not configured for fork; the message names the fix.</exception>
     /// <exception cref="InvalidOperationException">This process is itself a forked child.</exception>
     /// <exception cref="ShmException"><c>fork</c> failed (e.g. EAGAIN over RLIMIT_NPROC), or <c>pidfd_open</c> did.</exception>
@@ -384,7 +389,7 @@ public sealed partial class Child : IDisposable
                 ReapBlockingLocked();
                 if (deadlocked && _exit is not null)
                 {
-                    _exit = _exit with { Deadlocked = true };
+                    _exit = _exit.AsDeadlocked();
                 }
             }
         }
@@ -488,8 +493,8 @@ public sealed partial class Child : IDisposable
             return null;
         }
         return Record(Libc.ExitStatusOfReaped(pidfd) is int status
-            ? ChildExit.FromWaitStatus(Pid, status) with { ReapedElsewhere = true }
-            : new ChildExit(Pid, null, null) { ReapedElsewhere = true });
+            ? ChildExit.FromWaitStatus(Pid, status, reapedElsewhere: true)
+            : ChildExit.UnknownReapedElsewhere(Pid));
     }
 
     private ChildExit Record(ChildExit exit)

@@ -23,7 +23,8 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     /// <param name="count">How many, at least 1.</param>
     /// <param name="body">The children's work; see <see cref="Child"/> for what a forked child may do.</param>
     /// <param name="options">Tuning; <see cref="ForkOptions.Default"/> if null.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is below 1.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is below 1, or an option is out of range (an allocation budget or a number of attempts below 1, a budget the GC refuses).</exception>
     /// <exception cref="NotSupportedException">The runtime is not configured for fork; the message names the fix.</exception>
     /// <exception cref="InvalidOperationException">This process is itself a forked child.</exception>
     /// <exception cref="ShmException"><c>fork</c> failed; the children already started were terminated and reaped.</exception>

@@ -11,7 +11,7 @@ namespace Shm.Interop;
 public partial class SharedRegion
 {
     /// <summary>The environment variable that tells a spawned child which descriptors it inherited, in order.</summary>
-    public const string InheritedDescriptorsVariable = "SHM_INHERITED_FDS";
+    public static readonly string InheritedDescriptorsVariable = "SHM_INHERITED_FDS";
 
     private static readonly HashSet<int> ClaimedInherited = [];
 
@@ -24,7 +24,8 @@ public partial class SharedRegion
     /// </summary>
     /// <param name="name">A label for diagnostics (1 to 249 bytes, no NUL); it need not be unique.</param>
     /// <param name="length">Bytes, at least 1.</param>
-    /// <param name="inheritability">Whether the descriptor stays open across <c>exec</c> (default: close-on-exec; <see cref="Child.Spawn"/> passes it either way).</param>
+    /// <param name="inheritability">Whether the descriptor stays open across <c>exec</c> (default: close-on-exec; <see cref="Child.Spawn(string, System.Collections.Generic.IEnumerable{string}, SharedRegion[])"/> passes it either way).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="name"/> is empty, too long or contains NUL.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative.</exception>
     /// <exception cref="ShmException"><c>memfd_create</c>, <c>ftruncate</c>, <c>fcntl</c> or <c>mmap</c> failed.</exception>
@@ -60,7 +61,10 @@ public partial class SharedRegion
     /// </summary>
     /// <param name="descriptor">An open descriptor (wrap a raw number with <c>new SafeFileHandle(fd, ownsHandle: false)</c>).</param>
     /// <param name="access">Read/write (the descriptor must be open for writing) or read-only.</param>
-    /// <exception cref="ShmException"><c>fcntl</c> (EBADF for a closed descriptor), <c>statx</c> or <c>mmap</c> failed.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="descriptor"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> is neither read/write nor read-only.</exception>
+    /// <exception cref="ObjectDisposedException"><paramref name="descriptor"/> was closed.</exception>
+    /// <exception cref="ShmException"><c>fcntl</c> (EBADF for a descriptor number nothing is open at), <c>statx</c> or <c>mmap</c> (EACCES mapping read/write a descriptor open read-only) failed.</exception>
     /// <exception cref="InvalidOperationException">The object is empty.</exception>
     public static SharedRegion OpenDescriptor(SafeFileHandle descriptor, RegionAccess access = RegionAccess.ReadWrite)
     {
@@ -83,15 +87,16 @@ public partial class SharedRegion
     }
 
     /// <summary>
-    /// The spawned child's side of <see cref="Child.Spawn"/>: opens inherited region number
+    /// The spawned child's side of <see cref="Child.Spawn(string, System.Collections.Generic.IEnumerable{string}, SharedRegion[])"/>: opens inherited region number
     /// <paramref name="index"/> (in the order the parent passed them). The inherited descriptor is made
     /// close-on-exec (so it goes no further, to this process's own children) and stays open; each
     /// region works on its own duplicate, so attaching the same index twice gives two independent regions.
     /// </summary>
     /// <param name="index">Which inherited region, from 0.</param>
     /// <param name="access">Read/write or read-only.</param>
-    /// <exception cref="InvalidOperationException">This process was not given regions (no <see cref="InheritedDescriptorsVariable"/>).</exception>
-    /// <exception cref="ArgumentOutOfRangeException">Fewer regions were inherited.</exception>
+    /// <exception cref="InvalidOperationException">This process was not given regions (no <see cref="InheritedDescriptorsVariable"/>), or the object is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is negative or fewer regions were inherited, or <paramref name="access"/> is neither read/write nor read-only.</exception>
+    /// <exception cref="FormatException"><see cref="InheritedDescriptorsVariable"/> does not hold descriptor numbers (someone else set it).</exception>
     /// <exception cref="ShmException">The inherited descriptor is not open (EBADF), or mapping it failed.</exception>
     public static SharedRegion OpenInherited(int index = 0, RegionAccess access = RegionAccess.ReadWrite)
     {

@@ -18,8 +18,9 @@ public partial class SharedRegion
     /// <param name="path">The file.</param>
     /// <param name="length">Bytes to map, at least 1.</param>
     /// <param name="access">Read/write (create or extend as needed), or read-only (the file must exist and be long enough).</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative, or longer than a read-only file.</exception>
-    /// <exception cref="ArgumentException"><paramref name="path"/> is not a regular file.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative, or longer than a read-only file; or <paramref name="access"/> is neither read/write nor read-only.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty, or not a regular file.</exception>
     /// <exception cref="ShmException"><c>open</c> (ENOENT, EACCES, ELOOP for a symbolic link...), <c>posix_fallocate</c> (ENOSPC, EFBIG) or <c>mmap</c> failed.</exception>
     public static SharedRegion CreateFromFile(string path, long length, RegionAccess access = RegionAccess.ReadWrite)
     {

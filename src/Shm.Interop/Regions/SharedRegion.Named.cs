@@ -25,6 +25,7 @@ public partial class SharedRegion
     /// <param name="name">An optional leading <c>/</c>, then 1 to 255 bytes with no <c>/</c> and no NUL.</param>
     /// <param name="length">Bytes, at least 1.</param>
     /// <param name="mode">Who may open it (exactly these bits: the umask does not apply). Default 0600.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative.</exception>
     /// <exception cref="ShmException">EEXIST if the name is taken, ENOSPC if <c>/dev/shm</c> lacks room, EACCES, ...</exception>
@@ -65,7 +66,9 @@ public partial class SharedRegion
     /// </summary>
     /// <param name="name">The segment's name (an optional leading <c>/</c>).</param>
     /// <param name="access">Read/write, or read-only.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or names something in <c>/dev/shm</c> that is not a regular file (a FIFO, a directory...).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> is neither read/write nor read-only.</exception>
     /// <exception cref="InvalidOperationException">The segment exists but is empty: its creator has not sized it yet.</exception>
     /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if its mode forbids it.</exception>
     public static SharedRegion OpenNamed(string name, RegionAccess access = RegionAccess.ReadWrite)
@@ -83,6 +86,7 @@ public partial class SharedRegion
     /// that mapped the segment keep it until they unmap; nobody can open it by name any more.
     /// </summary>
     /// <param name="name">The segment's name.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name.</exception>
     /// <exception cref="ShmException">ENOENT if there is no such segment, EACCES if not allowed.</exception>
     public static void Unlink(string name) => Libc.CheckIo(Libc.shm_unlink(ValidateName(name)), "shm_unlink", name);

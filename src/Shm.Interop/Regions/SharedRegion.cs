@@ -45,7 +45,7 @@ public partial class SharedRegion : IDisposable
     /// <summary>
     /// The descriptor of the backing object (memfd, named segment, file), owned by the region and
     /// closed with it; null for anonymous regions. Pass it to another process with
-    /// <see cref="Child.Spawn"/>.
+    /// <see cref="Child.Spawn(string, System.Collections.Generic.IEnumerable{string}, SharedRegion[])"/>.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
     public SafeFileHandle? Descriptor

@@ -20,13 +20,24 @@ public sealed unsafe class SharedCondition : SharedPrimitive
     /// <summary>Initialises a new condition variable at <paramref name="offset"/> (64 zeroed bytes, 8-byte aligned).</summary>
     /// <param name="region">A writable region other processes map.</param>
     /// <param name="offset">Where, a multiple of 8.</param>
-    /// <exception cref="InvalidOperationException">A primitive is already there.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the condition variable does not fit in the region from there.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    /// <exception cref="InvalidOperationException">A primitive is already there, or the bytes are not zero.</exception>
     public static SharedCondition Create(SharedRegion region, long offset) => new(region, offset, create: true, TimeSpan.Zero);
 
     /// <summary>Opens the condition variable another process created at <paramref name="offset"/>.</summary>
     /// <param name="region">The region it lives in.</param>
     /// <param name="offset">Where it was created.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the condition variable does not fit in the region from there.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
     /// <exception cref="InvalidOperationException">Nothing, or something other than a condition variable, is there.</exception>
+    /// <exception cref="TimeoutException">It was still being initialised after 5 s (its creator may have died while initialising it).</exception>
     public static SharedCondition Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout);
 
     /// <summary>Unlocks <paramref name="mutex"/>, waits for a signal, and locks it again.</summary>

@@ -30,7 +30,12 @@ public sealed unsafe class SharedEvent : SharedPrimitive
     /// <param name="offset">Where, a multiple of 8.</param>
     /// <param name="mode">Auto-reset or manual-reset.</param>
     /// <param name="initialState">Start signalled.</param>
-    /// <exception cref="InvalidOperationException">A primitive is already there.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the event does not fit in the region from there, or <paramref name="mode"/> is neither auto-reset nor manual-reset.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    /// <exception cref="InvalidOperationException">A primitive is already there, or the bytes are not zero.</exception>
     public static SharedEvent Create(SharedRegion region, long offset, EventResetMode mode, bool initialState = false)
     {
         if (mode is not (EventResetMode.AutoReset or EventResetMode.ManualReset))
@@ -47,7 +52,13 @@ public sealed unsafe class SharedEvent : SharedPrimitive
     /// <summary>Opens the event another process created at <paramref name="offset"/>.</summary>
     /// <param name="region">The region it lives in.</param>
     /// <param name="offset">Where it was created.</param>
-    /// <exception cref="InvalidOperationException">Nothing, or something other than an event, is there.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the event does not fit in the region from there.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Nothing, or something other than a event, is there.</exception>
+    /// <exception cref="TimeoutException">It was still being initialised after 5 s (its creator may have died while initialising it).</exception>
     public static SharedEvent Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout, null);
 
     /// <summary>Auto-reset or manual-reset, as created.</summary>

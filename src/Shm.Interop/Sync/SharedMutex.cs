@@ -37,21 +37,38 @@ public sealed unsafe class SharedMutex : SharedPrimitive
     /// <summary>Initialises a new mutex at <paramref name="offset"/> of <paramref name="region"/> (64 zeroed bytes, 8-byte aligned).</summary>
     /// <param name="region">A writable region other processes map.</param>
     /// <param name="offset">Where, a multiple of 8; <see cref="SharedPrimitive.Size"/> bytes from there must be zero.</param>
-    /// <exception cref="ArgumentOutOfRangeException">The primitive does not fit in the region.</exception>
-    /// <exception cref="ArgumentException"><paramref name="offset"/> is misaligned.</exception>
-    /// <exception cref="InvalidOperationException">A primitive is already there (or the bytes are not zero).</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the mutex does not fit in the region from there.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    /// <exception cref="InvalidOperationException">A primitive is already there, or the bytes are not zero.</exception>
+    /// <exception cref="ShmException">glibc refused to initialise the <c>pthread_mutex_t</c>.</exception>
     public static SharedMutex Create(SharedRegion region, long offset = 0) => new(region, offset, create: true, TimeSpan.Zero);
 
     /// <summary>Opens the mutex another process created at <paramref name="offset"/>, waiting up to 5 s for one being initialised.</summary>
     /// <param name="region">The region it lives in.</param>
     /// <param name="offset">Where it was created.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the mutex does not fit in the region from there.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
     /// <exception cref="InvalidOperationException">Nothing, or something other than a mutex, is there.</exception>
-    /// <exception cref="TimeoutException">It was still being initialised after 5 s.</exception>
+    /// <exception cref="TimeoutException">It was still being initialised after 5 s (its creator may have died while initialising it).</exception>
     public static SharedMutex Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout);
 
     /// <summary>Opens the mutex at <paramref name="offset"/>, creating it if the bytes there are still zero.</summary>
     /// <param name="region">The region it lives in.</param>
     /// <param name="offset">Where.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the mutex does not fit in the region from there.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Something other than a mutex is there, or the bytes are neither zero nor a primitive.</exception>
+    /// <exception cref="TimeoutException">It was still being initialised after 5 s (its creator may have died while initialising it).</exception>
+    /// <exception cref="ShmException">glibc refused to initialise the <c>pthread_mutex_t</c>.</exception>
     public static SharedMutex OpenOrCreate(SharedRegion region, long offset = 0)
     {
         try

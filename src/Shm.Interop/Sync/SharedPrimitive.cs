@@ -24,10 +24,13 @@ namespace Shm.Interop;
 public abstract unsafe class SharedPrimitive : IDisposable
 {
     /// <summary>Bytes every primitive occupies: one cache line.</summary>
-    public const int Size = 64;
+    public static readonly int Size = StorageSize;
 
     /// <summary>Offsets must be multiples of this (a pthread_mutex_t is 8-byte aligned).</summary>
-    public const int Alignment = 8;
+    public static readonly int Alignment = 8;
+
+    /// <summary><see cref="Size"/> as a constant, for <see cref="SharedPrimitiveStorage"/>'s layout.</summary>
+    internal const int StorageSize = 64;
 
     internal const int Uninitialised = 0;
     internal const int Initialising = 0x54494E49; // "INIT"
@@ -311,7 +314,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
 }
 
 /// <summary>What a <see cref="SharedPrimitive"/> is; stored with its layout version in its second word.</summary>
-public enum PrimitiveKind
+internal enum PrimitiveKind
 {
     /// <summary>A <see cref="SharedMutex"/>.</summary>
     SharedMutex = 1,
@@ -337,7 +340,7 @@ public enum PrimitiveKind
 /// struct (<see cref="SharedRegion.CreateAnonymous{T}"/>, or at an offset), and create or open the
 /// primitive at the field's offset (<c>Marshal.OffsetOf</c>).
 /// </summary>
-[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = SharedPrimitive.Size)]
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = SharedPrimitive.StorageSize)]
 public struct SharedPrimitiveStorage
 {
 #pragma warning disable CS0169 // Never used: it only gives the struct its size and 8-byte alignment.

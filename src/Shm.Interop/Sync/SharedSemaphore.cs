@@ -33,8 +33,12 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
     /// <param name="offset">Where, a multiple of 8.</param>
     /// <param name="initialCount">The count to start with, 0 to <paramref name="maximumCount"/>.</param>
     /// <param name="maximumCount">The most it may hold.</param>
-    /// <exception cref="ArgumentOutOfRangeException">A count is out of range, or it does not fit in the region.</exception>
-    /// <exception cref="InvalidOperationException">A primitive is already there.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the semaphore does not fit in the region from there, or a count is out of range.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    /// <exception cref="InvalidOperationException">A primitive is already there, or the bytes are not zero.</exception>
     public static SharedSemaphore Create(SharedRegion region, long offset, int initialCount, int maximumCount = int.MaxValue)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maximumCount);
@@ -50,7 +54,13 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
     /// <summary>Opens the semaphore another process created at <paramref name="offset"/>.</summary>
     /// <param name="region">The region it lives in.</param>
     /// <param name="offset">Where it was created.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="region"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative, or the semaphore does not fit in the region from there.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not a multiple of 8.</exception>
+    /// <exception cref="NotSupportedException">The region is not writable (waiting on a primitive writes to it).</exception>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
     /// <exception cref="InvalidOperationException">Nothing, or something other than a semaphore, is there.</exception>
+    /// <exception cref="TimeoutException">It was still being initialised after 5 s (its creator may have died while initialising it).</exception>
     public static SharedSemaphore Open(SharedRegion region, long offset = 0) => new(region, offset, create: false, DefaultInitialisationTimeout, null);
 
     /// <summary>The count now (it may change at once).</summary>

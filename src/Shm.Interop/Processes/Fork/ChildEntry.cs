@@ -20,7 +20,7 @@ internal static unsafe class ChildEntry
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Run(Func<int, int> body, int index, int* slot, int* reports, int parent, Libc.SigSet* mask, bool probe, bool rehearsal)
     {
-        int code = Child.UnhandledExceptionExitCode;
+        int code = Child.FailedBodyExitCode;
         try
         {
             if (!rehearsal)
@@ -41,7 +41,7 @@ internal static unsafe class ChildEntry
         }
         catch (Exception exception)
         {
-            code = Child.UnhandledExceptionExitCode;
+            code = Child.FailedBodyExitCode;
             PrintUnhandled(exception, rehearsal); // if even this throws, the finally still ends the process
         }
         finally
@@ -85,7 +85,7 @@ internal static unsafe class ChildEntry
         Libc.prctl(Libc.PR_SET_PDEATHSIG, Libc.SIGKILL, 0, 0, 0);
         if (Libc.getppid() != parent)
         {
-            Libc._exit(Child.UnhandledExceptionExitCode); // the parent died before the death signal was armed
+            Libc._exit(Child.FailedBodyExitCode); // the parent died before the death signal was armed
         }
     }
 
@@ -123,7 +123,7 @@ internal static unsafe class ChildEntry
         }
         // The kernel keeps only the low 8 bits: 256 would read as a success.
         Print($"Forked child {Libc.getpid()}: the body returned {code}; an exit status is 0 to 255.\n", rehearsal);
-        return Child.UnhandledExceptionExitCode;
+        return Child.FailedBodyExitCode;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -2,11 +2,14 @@ using System;
 
 namespace Shm.Interop;
 
-/// <summary>Tuning for <see cref="Child.Fork(Func{int}, ForkOptions?)"/> and <see cref="Children.Fork"/>.</summary>
-public sealed class ForkOptions
+/// <summary>
+/// Tuning for <see cref="Child.Fork(Func{int}, ForkOptions?)"/> and <see cref="Children.Fork"/>: what
+/// every child has (<see cref="ChildOptions"/>), and the fork's own.
+/// </summary>
+public sealed class ForkOptions : ChildOptions
 {
     /// <summary>The defaults.</summary>
-    public static ForkOptions Default { get; } = new();
+    public static new ForkOptions Default { get; } = new();
 
     /// <summary>
     /// Bytes a forked child may allocate on the managed heap (default 16 MiB). The parent forks
@@ -42,15 +45,10 @@ public sealed class ForkOptions
     public bool ProbeRuntimeLocks { get; init; } = true;
 
     /// <summary>
-    /// How long disposing an unreaped child waits after SIGTERM before it sends SIGKILL (default 2 s).
-    /// </summary>
-    public TimeSpan TerminateGracePeriod { get; init; } = TimeSpan.FromSeconds(2);
-
-    /// <summary>
     /// What waits do about a child that, after its body started, cannot wake without a signal
     /// (default <see cref="ChildDeadlockPolicy.Report"/>: never kill it; waits without a bound throw
     /// <see cref="ChildDeadlockSuspectedException"/>). Disposing such a child sends SIGKILL at once
-    /// under either policy, instead of waiting out <see cref="TerminateGracePeriod"/>.
+    /// under either policy, instead of waiting out <see cref="ChildOptions.TerminateGracePeriod"/>.
     /// </summary>
     public ChildDeadlockPolicy DeadlockPolicy { get; init; } = ChildDeadlockPolicy.Report;
 }

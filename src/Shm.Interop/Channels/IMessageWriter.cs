@@ -1,0 +1,29 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Shm.Interop;
+
+/// <summary>
+/// Writes whole byte messages to a transport: today a <see cref="SharedChannel"/> lane in shared
+/// memory; code written against this interface runs unchanged over another transport (a messaging
+/// engine between hosts, such as NetMQ) that implements it. Internal until that second transport
+/// ships with it: an interface with one implementation is a promise nothing tests yet.
+/// </summary>
+internal interface IMessageWriter : IDisposable
+{
+    /// <summary>The longest message this writer accepts.</summary>
+    int MaxMessageLength { get; }
+
+    /// <summary>Writes <paramref name="message"/> if there is room now; false if the transport is full.</summary>
+    /// <param name="message">The bytes, copied.</param>
+    bool TryWrite(ReadOnlySpan<byte> message);
+
+    /// <summary>Writes <paramref name="message"/>, waiting for room without holding a thread.</summary>
+    /// <param name="message">The bytes, copied.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    ValueTask WriteAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default);
+
+    /// <summary>Says no more messages will come from this writer.</summary>
+    void Complete();
+}
