@@ -159,7 +159,7 @@ public sealed class SharedChannelReader : IMessageReader
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
     public unsafe bool TryRead(out ReceivedMessage message, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        long deadline = Child.Deadline(timeout);
+        Deadline deadline = Deadline.After(timeout);
         long spinUntil = 0;
         while (true)
         {
@@ -173,7 +173,7 @@ public sealed class SharedChannelReader : IMessageReader
             }
             cancellationToken.ThrowIfCancellationRequested();
             long now = Stopwatch.GetTimestamp();
-            if (now >= deadline)
+            if (deadline.HasPassedAt(now))
             {
                 return false;
             }
@@ -219,7 +219,7 @@ public sealed class SharedChannelReader : IMessageReader
         {
             ThrowIfUnusable(); // disposed while registering: end the wait rather than poll for ever
             return HasMessage() || CheckEnded(force: false);
-        }, Timeout.InfiniteTimeSpan, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
+        }, Deadline.Never, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
     }
 
     /// <summary>Takes the next message, waiting without holding a thread.</summary>
@@ -531,7 +531,7 @@ public sealed class SharedChannelReader : IMessageReader
         ? new ChannelClosedException("The channel ended: every writer completed and every message was read.")
         : new ChannelClosedException($"The channel ended: writer process{(_deadWriters.Count > 1 ? "es" : "")} {string.Join(", ", _deadWriters)} died; every message committed before was delivered.");
 
-    private unsafe void Park(long deadline, CancellationToken cancellationToken)
+    private unsafe void Park(Deadline deadline, CancellationToken cancellationToken)
     {
         int* sequence = (int*)(_header + ChannelLayout.ReaderSequence);
         int* sleeping = (int*)(_header + ChannelLayout.ReaderSleeping);
@@ -547,9 +547,8 @@ public sealed class SharedChannelReader : IMessageReader
                 return;
             }
             // At most 100 ms at a time: a writer that dies wakes nobody, so look at the writers again then.
-            long slice = Math.Min(deadline - Stopwatch.GetTimestamp(), Stopwatch.Frequency / 10);
-            Libc.TimeSpec until = Libc.DeadlineOn(Libc.CLOCK_MONOTONIC, TimeSpan.FromTicks(Math.Max(0, (long)(slice * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency))));
-            Libc.FutexWaitUntil(sequence, seen, &until);
+            Libc.TimeSpec until = deadline.AtMost(Stopwatch.Frequency / 10).ToTimeSpec(Libc.CLOCK_MONOTONIC);
+            Libc.FutexWait(sequence, seen, &until);
         }
         finally
         {

@@ -145,7 +145,7 @@ public sealed class SharedChannelWriter : IMessageWriter
     public unsafe bool Write(ReadOnlySpan<byte> message, TimeSpan timeout, CancellationToken cancellationToken)
     {
         CheckLength(message.Length);
-        long deadline = Child.Deadline(timeout);
+        Deadline deadline = Deadline.After(timeout);
         long spinUntil = 0;
         while (true)
         {
@@ -155,7 +155,7 @@ public sealed class SharedChannelWriter : IMessageWriter
             }
             cancellationToken.ThrowIfCancellationRequested();
             long now = Stopwatch.GetTimestamp();
-            if (now >= deadline)
+            if (deadline.HasPassedAt(now))
             {
                 return false;
             }
@@ -441,7 +441,7 @@ public sealed class SharedChannelWriter : IMessageWriter
     private unsafe SharedMemoryCorruptedException Corrupt(string structure, byte* where, long value, string expected, bool lane = true) =>
         _corruption = new SharedMemoryCorruptedException(structure, _channel.RegionOffsetOf(where), value, expected, lane ? LaneIndex : null);
 
-    private unsafe void ParkUntilRoom(int length, long deadline, CancellationToken cancellationToken)
+    private unsafe void ParkUntilRoom(int length, Deadline deadline, CancellationToken cancellationToken)
     {
         int* sequence = (int*)(_lane + ChannelLayout.SpaceSequence);
         int* sleeping = (int*)(_lane + ChannelLayout.WriterSleeping);
@@ -457,9 +457,8 @@ public sealed class SharedChannelWriter : IMessageWriter
                 return;
             }
             // At most 100 ms at a time: a reader that died wakes nobody.
-            long slice = Math.Min(deadline - Stopwatch.GetTimestamp(), Stopwatch.Frequency / 10);
-            Libc.TimeSpec until = Libc.DeadlineOn(Libc.CLOCK_MONOTONIC, TimeSpan.FromTicks(Math.Max(0, (long)(slice * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency))));
-            Libc.FutexWaitUntil(sequence, seen, &until);
+            Libc.TimeSpec until = deadline.AtMost(Stopwatch.Frequency / 10).ToTimeSpec(Libc.CLOCK_MONOTONIC);
+            Libc.FutexWait(sequence, seen, &until);
         }
         finally
         {
@@ -481,7 +480,7 @@ public sealed class SharedChannelWriter : IMessageWriter
             }
             ThrowIfReaderDied();
             return false;
-        }, Timeout.InfiniteTimeSpan, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
+        }, Deadline.Never, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
     }
 
     /// <summary>Space lent by <see cref="TryReserve"/>: fill <see cref="Span"/>, then <see cref="Commit(int)"/>.</summary>

@@ -9,7 +9,6 @@ internal static partial class Libc
     internal const uint MFD_CLOEXEC = 0x0001;
     internal const uint MFD_ALLOW_SEALING = 0x0002;
 
-    internal const int F_GETFD = 1;
     internal const int F_SETFD = 2;
     internal const int FD_CLOEXEC = 1;
 
@@ -17,7 +16,6 @@ internal static partial class Libc
     internal const int F_DUPFD_CLOEXEC = 1030;
 
     internal const int F_ADD_SEALS = 1033;
-    internal const int F_GET_SEALS = 1034;
     internal const int F_SEAL_SHRINK = 0x0002;
     internal const int F_SEAL_GROW = 0x0004;
 

@@ -57,13 +57,4 @@ internal static partial class Libc
 
     [LibraryImport(Name, EntryPoint = "eventfd", SetLastError = true)]
     internal static partial int eventfd(uint initial, int flags);
-
-    [LibraryImport(Name, EntryPoint = "read", SetLastError = true)]
-    internal static unsafe partial nint read(int fd, void* buffer, nuint count);
-
-    [LibraryImport(Name, EntryPoint = "write", SetLastError = true)]
-    internal static unsafe partial nint write(int fd, void* buffer, nuint count);
-
-    [LibraryImport(Name, EntryPoint = "close", SetLastError = true)]
-    internal static partial int close(int fd);
 }

@@ -19,7 +19,6 @@ internal static partial class Libc
 
     /// <summary>si_code values of a SIGCHLD siginfo.</summary>
     internal const int CLD_EXITED = 1;
-    internal const int CLD_KILLED = 2;
     internal const int CLD_DUMPED = 3;
 
     internal const int PR_SET_PDEATHSIG = 1;

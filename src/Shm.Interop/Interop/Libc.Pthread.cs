@@ -1,4 +1,3 @@
-using System;
 using System.Runtime.InteropServices;
 
 namespace Shm.Interop;
@@ -12,12 +11,6 @@ internal static partial class Libc
     internal const int PTHREAD_PROCESS_SHARED = 1;
     internal const int PTHREAD_MUTEX_ROBUST = 1;
     internal const int PTHREAD_MUTEX_ERRORCHECK = 2;
-
-    internal const int CLOCK_REALTIME = 0;
-    internal const int CLOCK_MONOTONIC = 1;
-
-    /// <summary>pthread_mutex_t: 40 bytes on x86-64, 48 on arm64; 8-byte aligned.</summary>
-    internal static readonly int PthreadMutexSize = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 48 : 40;
 
     [LibraryImport(Pthread, EntryPoint = "pthread_mutexattr_init")]
     internal static unsafe partial int pthread_mutexattr_init(void* attributes);
@@ -56,9 +49,6 @@ internal static partial class Libc
     [LibraryImport(Pthread, EntryPoint = "pthread_mutex_consistent")]
     internal static unsafe partial int pthread_mutex_consistent(void* mutex);
 
-    [LibraryImport(Name, EntryPoint = "clock_gettime", SetLastError = true)]
-    internal static unsafe partial int clock_gettime(int clock, TimeSpec* now);
-
     /// <summary>pthread_mutex_clocklock (glibc 2.30+, so found at run time), or null where it is missing.</summary>
     internal static readonly unsafe delegate* unmanaged<void*, int, TimeSpec*, int> pthread_mutex_clocklock = FindClocklock();
 
@@ -66,13 +56,4 @@ internal static partial class Libc
         NativeLibrary.TryLoad(Pthread, out nint library) && NativeLibrary.TryGetExport(library, "pthread_mutex_clocklock", out nint function)
             ? (delegate* unmanaged<void*, int, TimeSpec*, int>)function
             : null;
-
-    /// <summary>The <paramref name="clock"/> time <paramref name="timeout"/> from now, as an absolute deadline.</summary>
-    internal static unsafe TimeSpec DeadlineOn(int clock, TimeSpan timeout)
-    {
-        TimeSpec now;
-        clock_gettime(clock, &now);
-        long nanoseconds = now.Nanoseconds + (long)Math.Min(timeout.Ticks * 100.0, long.MaxValue / 4);
-        return new TimeSpec { Seconds = now.Seconds + (nanoseconds / 1_000_000_000), Nanoseconds = nanoseconds % 1_000_000_000 };
-    }
 }

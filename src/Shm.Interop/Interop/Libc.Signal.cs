@@ -5,23 +5,13 @@ namespace Shm.Interop;
 // <signal.h>: dispositions and masks.
 internal static partial class Libc
 {
-    internal const int SIGHUP = 1;
-    internal const int SIGINT = 2;
-    internal const int SIGQUIT = 3;
     internal const int SIGILL = 4;
     internal const int SIGTRAP = 5;
-    internal const int SIGABRT = 6;
     internal const int SIGBUS = 7;
     internal const int SIGFPE = 8;
     internal const int SIGKILL = 9;
-    internal const int SIGUSR1 = 10;
     internal const int SIGSEGV = 11;
-    internal const int SIGUSR2 = 12;
-    internal const int SIGPIPE = 13;
-    internal const int SIGALRM = 14;
     internal const int SIGTERM = 15;
-    internal const int SIGCHLD = 17;
-    internal const int SIGCONT = 18;
     internal const int SIGSTOP = 19;
 
     /// <summary>The last classic (non real-time) signal.</summary>

@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
@@ -227,7 +226,7 @@ public sealed partial class Child : IDisposable
     /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
     public ChildExit? Wait(TimeSpan timeout)
     {
-        long deadline = Deadline(timeout);
+        Deadline deadline = Interop.Deadline.After(timeout);
         ThrowIfUnusable();
         return BlockingChildWait.WaitAll([this], deadline)[0];
     }
@@ -311,7 +310,7 @@ public sealed partial class Child : IDisposable
         }
         try
         {
-            BlockingChildWait.WaitAll(running, Deadline(grace), terminating: true);
+            BlockingChildWait.WaitAll(running, Interop.Deadline.After(grace), terminating: true);
         }
         catch (Exception failure)
         {
@@ -501,20 +500,6 @@ public sealed partial class Child : IDisposable
     {
         _handle.Reaped = true;
         return _exit = exit;
-    }
-
-    /// <summary>The <see cref="Stopwatch"/> timestamp <paramref name="timeout"/> from now; <see cref="long.MaxValue"/> for ever.</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
-    internal static long Deadline(TimeSpan timeout)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan)
-        {
-            return long.MaxValue;
-        }
-        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
-        double ticks = timeout.TotalSeconds * Stopwatch.Frequency;
-        long now = Stopwatch.GetTimestamp();
-        return ticks >= long.MaxValue - now ? long.MaxValue : now + (long)ticks;
     }
 
     /// <inheritdoc/>

@@ -66,7 +66,7 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
     public IReadOnlyList<ChildExit?> WaitAll(TimeSpan timeout)
     {
-        long deadline = Child.Deadline(timeout);
+        Deadline deadline = Deadline.After(timeout);
         foreach (Child child in _children)
         {
             child.ThrowIfUnusable();

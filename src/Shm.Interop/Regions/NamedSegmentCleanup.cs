@@ -33,7 +33,7 @@ internal static class NamedSegmentCleanup
     /// </summary>
     public static void EnsureWatching()
     {
-        if (Volatile.Read(ref s_registrations) is not null || Forker.InForkedChild)
+        if (Volatile.Read(ref s_registrations) is not null || ForkedChild.IsThisProcess)
         {
             return;
         }
@@ -59,7 +59,7 @@ internal static class NamedSegmentCleanup
     // ProcessExit), and another parent thread may have held the lock at the instant of the fork.
     public static void Add(CreatedName name)
     {
-        if (Forker.InForkedChild)
+        if (ForkedChild.IsThisProcess)
         {
             return;
         }
@@ -71,7 +71,7 @@ internal static class NamedSegmentCleanup
 
     public static void Remove(CreatedName name)
     {
-        if (Forker.InForkedChild)
+        if (ForkedChild.IsThisProcess)
         {
             return;
         }

@@ -54,27 +54,28 @@ public sealed unsafe class SharedCondition : SharedPrimitive
     {
         ArgumentNullException.ThrowIfNull(mutex);
         ThrowIfDisposed();
-        long deadline = Child.Deadline(timeout);
-        PinMapping(); // the sleep below outlasts a Dispose of this object and its region: the words stay mapped until it has left
-        int sequence = Volatile.Read(ref Words[SequenceWord]);
-        int waiters = Interlocked.Increment(ref Words[WaitersWord]);
+        Deadline deadline = Deadline.After(timeout);
         bool signalled;
-        try
+        using (PinMapping()) // the sleep below outlasts a Dispose of this object and its region: the words stay mapped until it has left
         {
-            if (waiters <= 0)
+            int sequence = Volatile.Read(ref Words[SequenceWord]);
+            int waiters = Interlocked.Increment(ref Words[WaitersWord]);
+            try
             {
-                throw Corrupted("waiter count", WaitersWord, waiters - 1, "0 or more"); // still holding the mutex, as on entry
+                if (waiters <= 0)
+                {
+                    throw Corrupted("waiter count", WaitersWord, waiters - 1, "0 or more"); // still holding the mutex, as on entry
+                }
+                mutex.Unlock();
+                // One sleep, no loop: any change of the sequence (or a spurious wake) returns, as a
+                // condition variable may; the caller's loop checks its condition under the mutex.
+                SleepWhile(&Words[SequenceWord], sequence, deadline);
+                signalled = Volatile.Read(ref Words[SequenceWord]) != sequence || !deadline.HasPassed;
             }
-            mutex.Unlock();
-            // One sleep, no loop: any change of the sequence (or a spurious wake) returns, as a
-            // condition variable may; the caller's loop checks its condition under the mutex.
-            SleepWhile(&Words[SequenceWord], sequence, deadline);
-            signalled = Volatile.Read(ref Words[SequenceWord]) != sequence || System.Diagnostics.Stopwatch.GetTimestamp() < deadline;
-        }
-        finally
-        {
-            Interlocked.Decrement(ref Words[WaitersWord]);
-            UnpinMapping();
+            finally
+            {
+                Interlocked.Decrement(ref Words[WaitersWord]);
+            }
         }
         mutex.Lock();
         return signalled;

@@ -53,8 +53,8 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
     private const int GenerationUnit = 0x0040_0000;
     private const int SpinLimit = 100;
 
-    private static readonly long FirstCheckTicks = (long)(FirstLivenessCheck.TotalSeconds * Stopwatch.Frequency);
-    private static readonly long CheckTicks = (long)(LivenessInterval.TotalSeconds * Stopwatch.Frequency);
+    private static readonly long FirstCheckTicks = Deadline.Ticks(FirstLivenessCheck);
+    private static readonly long CheckTicks = Deadline.Ticks(LivenessInterval);
 
     private SharedFutexMutex(SharedRegion region, long offset, bool create, TimeSpan timeout)
         : base(region, offset, PrimitiveKind.SharedFutexMutex, create, timeout, static _ => { }) { }
@@ -118,7 +118,7 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
         ThreadIdentity.Self self = ThreadIdentity.Current;
         if (!TryTakeFree(self))
         {
-            LockSlowly(self, long.MaxValue, trying: false);
+            LockSlowly(self, Deadline.Never, trying: false);
         }
         return new Releaser(this);
     }
@@ -134,7 +134,7 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
     {
         ThrowIfDisposed();
         ThreadIdentity.Self self = ThreadIdentity.Current;
-        return TryTakeFree(self) || LockSlowly(self, Stopwatch.GetTimestamp(), trying: true);
+        return TryTakeFree(self) || LockSlowly(self, Deadline.At(Stopwatch.GetTimestamp()), trying: true);
     }
 
     /// <summary>Locks, waiting up to <paramref name="timeout"/> (on the monotonic clock); false if it timed out.</summary>
@@ -145,7 +145,7 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
     public bool Lock(TimeSpan timeout)
     {
         ThrowIfDisposed();
-        long deadline = Child.Deadline(timeout);
+        Deadline deadline = Deadline.After(timeout);
         ThreadIdentity.Self self = ThreadIdentity.Current;
         return TryTakeFree(self) || LockSlowly(self, deadline, trying: false);
     }
@@ -215,9 +215,10 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
     /// Once it sleeps the memory stays mapped, and a slice that ends after this object was disposed
     /// throws <see cref="ObjectDisposedException"/>.
     /// </summary>
-    private bool LockSlowly(ThreadIdentity.Self self, long deadline, bool trying)
+    private bool LockSlowly(ThreadIdentity.Self self, Deadline deadline, bool trying)
     {
-        bool slept = false, pinned = false;
+        bool slept = false;
+        SafeHandleLease pin = default;
         int spins = 0;
         int watched = 0;
         long nextCheck = 0;
@@ -250,7 +251,7 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
                     watched = held; // a new acquisition: its owner gets the full grace before it is looked at
                     nextCheck = now + FirstCheckTicks;
                 }
-                if (owner == self.Tid || now >= nextCheck || now >= deadline)
+                if (owner == self.Tid || now >= nextCheck || deadline.HasPassedAt(now))
                 {
                     switch (Owner(self, word))
                     {
@@ -260,7 +261,7 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
                         case Holder.ThisThread:
                             return trying ? false : throw new LockRecursionException("This thread already holds the shared futex mutex.");
                     }
-                    if (now >= deadline)
+                    if (deadline.HasPassedAt(now))
                     {
                         return false;
                     }
@@ -272,26 +273,22 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
                     Thread.SpinWait(1);
                     continue;
                 }
-                if (!pinned)
+                if (!pin.IsHeld)
                 {
-                    PinMapping(); // before the first sleep: a shutdown may dispose this object and its region under it
-                    pinned = true;
+                    pin = PinMapping(); // before the first sleep: a shutdown may dispose this object and its region under it
                 }
                 if (word > 0 && Interlocked.CompareExchange(ref *Word, word | Sleepers, word) != word)
                 {
                     continue;
                 }
                 slept = true;
-                SleepWhile(Word, word | Sleepers, Math.Min(deadline, nextCheck));
+                SleepWhile(Word, word | Sleepers, deadline.Or(Deadline.At(nextCheck)));
                 ThrowIfDisposed();
             }
         }
         finally
         {
-            if (pinned)
-            {
-                UnpinMapping();
-            }
+            pin.Dispose();
         }
     }
 

@@ -91,14 +91,9 @@ public sealed unsafe class SharedMutex : SharedPrimitive
         int error = Libc.pthread_mutex_trylock_fast(Mutex);
         if (error == LinuxErrno.EBUSY)
         {
-            PinMapping();
-            try
+            using (PinMapping())
             {
                 error = LeaveIfDisposed(Libc.pthread_mutex_lock(Mutex));
-            }
-            finally
-            {
-                UnpinMapping();
             }
         }
         Check(error, "pthread_mutex_lock");
@@ -119,7 +114,8 @@ public sealed unsafe class SharedMutex : SharedPrimitive
     public bool Lock(TimeSpan timeout)
     {
         ThrowIfDisposed();
-        if (DeadlineFor(timeout) is not Libc.TimeSpec deadline)
+        Deadline deadline = Deadline.After(timeout);
+        if (deadline.IsNever)
         {
             Lock();
             return true;
@@ -130,20 +126,14 @@ public sealed unsafe class SharedMutex : SharedPrimitive
         {
             return Check(error, "pthread_mutex_trylock");
         }
-        PinMapping();
-        try
+        using SafeHandleLease pin = PinMapping();
+        if (Libc.pthread_mutex_clocklock is not null)
         {
-            if (Libc.pthread_mutex_clocklock is not null)
-            {
-                return Check(LeaveIfDisposed(Libc.pthread_mutex_clocklock(Mutex, Libc.CLOCK_MONOTONIC, &deadline)), "pthread_mutex_clocklock");
-            }
-            Libc.TimeSpec wall = Libc.DeadlineOn(Libc.CLOCK_REALTIME, timeout); // glibc before 2.30
-            return Check(LeaveIfDisposed(Libc.pthread_mutex_timedlock(Mutex, &wall)), "pthread_mutex_timedlock");
+            Libc.TimeSpec until = deadline.ToTimeSpec(Libc.CLOCK_MONOTONIC);
+            return Check(LeaveIfDisposed(Libc.pthread_mutex_clocklock(Mutex, Libc.CLOCK_MONOTONIC, &until)), "pthread_mutex_clocklock");
         }
-        finally
-        {
-            UnpinMapping();
-        }
+        Libc.TimeSpec wall = deadline.ToTimeSpec(Libc.CLOCK_REALTIME); // glibc before 2.30
+        return Check(LeaveIfDisposed(Libc.pthread_mutex_timedlock(Mutex, &wall)), "pthread_mutex_timedlock");
     }
 
     /// <summary>

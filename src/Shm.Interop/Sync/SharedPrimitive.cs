@@ -140,7 +140,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
     // "initialising", or flips it, costs at most the timeout, never a spin.
     private void Open(PrimitiveKind kind, TimeSpan initialisationTimeout)
     {
-        long deadline = Child.Deadline(initialisationTimeout);
+        Deadline deadline = Deadline.After(initialisationTimeout);
         while (true)
         {
             int state = Volatile.Read(ref Words[0]);
@@ -159,7 +159,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
                     ? $"No {kind} was created at offset {Offset}: the bytes are still zero. Create it first (Create or OpenOrCreate)."
                     : $"The bytes at offset {Offset} are not a Shm primitive (state 0x{state:X8}).");
             }
-            if (System.Diagnostics.Stopwatch.GetTimestamp() >= deadline)
+            if (deadline.HasPassed)
             {
                 throw new TimeoutException($"The {kind} at offset {Offset} was still being initialised after {initialisationTimeout.TotalSeconds:0.#} s; its creator may have died while initialising it.");
             }
@@ -178,17 +178,6 @@ public abstract unsafe class SharedPrimitive : IDisposable
     /// <summary>The layout version of <paramref name="kind"/>: each kind's layout changes on its own.</summary>
     internal static int VersionOf(PrimitiveKind kind) => kind == PrimitiveKind.SharedChannel ? ChannelLayout.Version : LayoutVersion;
 
-    /// <summary>The monotonic deadline <paramref name="timeout"/> from now, or null for <see cref="Timeout.InfiniteTimeSpan"/>.</summary>
-    private protected static Libc.TimeSpec? DeadlineFor(TimeSpan timeout)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan)
-        {
-            return null;
-        }
-        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
-        return Libc.DeadlineOn(Libc.CLOCK_MONOTONIC, timeout);
-    }
-
     /// <summary>
     /// The blocking wait of semaphores and events: sleeps on word <paramref name="index"/> (a shared
     /// futex) while it is 0, until <paramref name="tryTake"/> succeeds, the deadline passes or the
@@ -202,7 +191,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
     private protected bool WaitWhileZero(int index, int waitersIndex, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        long deadline = Child.Deadline(timeout);
+        Deadline deadline = Deadline.After(timeout);
         cancellationToken.ThrowIfCancellationRequested();
         if (tryTake())
         {
@@ -213,7 +202,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
             return false;
         }
         int* word = &Words[index];
-        PinMapping();
+        using SafeHandleLease pin = PinMapping();
         Interlocked.Increment(ref Words[waitersIndex]);
         try
         {
@@ -227,20 +216,19 @@ public abstract unsafe class SharedPrimitive : IDisposable
                     return true;
                 }
                 cancellationToken.ThrowIfCancellationRequested();
-                if (System.Diagnostics.Stopwatch.GetTimestamp() >= deadline)
+                if (deadline.HasPassed)
                 {
                     return false;
                 }
                 // The token's wake is lost if it comes between the check above and the sleep (the
                 // word did not change): a cancellable wait sleeps in slices, so it sees that within one.
-                SleepWhile(word, 0, cancellationToken.CanBeCanceled ? Math.Min(deadline, System.Diagnostics.Stopwatch.GetTimestamp() + CancellableSliceTicks) : deadline);
+                SleepWhile(word, 0, cancellationToken.CanBeCanceled ? deadline.AtMost(CancellableSliceTicks) : deadline);
                 ThrowIfDisposed();
             }
         }
         finally
         {
             Interlocked.Decrement(ref Words[waitersIndex]);
-            UnpinMapping();
         }
     }
 
@@ -254,8 +242,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
     private protected Task<bool> WatchWhileZero(int index, int waitersIndex, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        Child.Deadline(timeout);
-        Task<bool> waiting = FutexWatcher.Wait(this, _region.SafeMappingHandle, &Words[index], &Words[waitersIndex], tryTake, timeout, cancellationToken);
+        Task<bool> waiting = FutexWatcher.Wait(this, _region.SafeMappingHandle, &Words[index], &Words[waitersIndex], tryTake, Deadline.After(timeout), cancellationToken);
         if (!waiting.IsCompleted)
         {
             Interlocked.MemoryBarrier();
@@ -271,32 +258,25 @@ public abstract unsafe class SharedPrimitive : IDisposable
     /// Holds the region's mapping for a thread about to sleep in this primitive: a shutdown may
     /// dispose this object and its region meanwhile, and the munmap must wait until the sleeper has
     /// woken and left (else its next look at the word, or its token's wake, reaches unmapped memory).
-    /// Taken only on the paths that sleep, so the others cost nothing more; pair with <see cref="UnpinMapping"/>.
+    /// Taken only on the paths that sleep, so the others cost nothing more. Disposing the lease lets
+    /// go: if the region was disposed meanwhile, it is unmapped then.
     /// </summary>
     /// <exception cref="ObjectDisposedException">This object and its region were disposed already.</exception>
-    private protected void PinMapping()
-    {
-        bool added = false;
-        _region.SafeMappingHandle.DangerousAddRef(ref added);
-    }
-
-    /// <summary>Lets go of what <see cref="PinMapping"/> held: if the region was disposed meanwhile, it is unmapped now.</summary>
-    private protected void UnpinMapping() => _region.SafeMappingHandle.DangerousRelease();
+    private protected SafeHandleLease PinMapping() => new(_region.SafeMappingHandle);
 
     /// <summary>
-    /// Sleeps while <c>*word == expected</c>, until woken or <paramref name="deadline"/> (a Stopwatch
-    /// timestamp; <see cref="long.MaxValue"/>: no limit). Returns at once if the word differs: callers
-    /// loop, reading the word again and checking the deadline each time.
+    /// Sleeps while <c>*word == expected</c>, until woken or <paramref name="deadline"/>. Returns at
+    /// once if the word differs: callers loop, reading the word again and checking the deadline each time.
     /// </summary>
-    private protected static void SleepWhile(int* word, int expected, long deadline)
+    private protected static void SleepWhile(int* word, int expected, Deadline deadline)
     {
-        if (deadline == long.MaxValue)
+        if (deadline.IsNever)
         {
-            Libc.FutexWaitUntil(word, expected, null);
+            Libc.FutexWait(word, expected, null);
             return;
         }
-        Libc.TimeSpec until = Libc.DeadlineAt(deadline);
-        Libc.FutexWaitUntil(word, expected, &until);
+        Libc.TimeSpec until = deadline.ToTimeSpec(Libc.CLOCK_MONOTONIC);
+        Libc.FutexWait(word, expected, &until);
     }
 
     /// <summary>An impossible value in word <paramref name="index"/> of this primitive, for <see cref="SharedMemoryCorruptedException"/>.</summary>

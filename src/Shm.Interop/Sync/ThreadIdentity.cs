@@ -34,7 +34,7 @@ internal static class ThreadIdentity
         get
         {
             Self self = t_self;
-            if (self.Tid == 0 || self.ReadInForkedChild != Forker.InForkedChild)
+            if (self.Tid == 0 || self.ReadInForkedChild != ForkedChild.IsThisProcess)
             {
                 t_self = self = Read();
             }
@@ -95,7 +95,7 @@ internal static class ThreadIdentity
 
     private static Self Read()
     {
-        bool inChild = Forker.InForkedChild;
+        bool inChild = ForkedChild.IsThisProcess;
         int tid = Libc.gettid();
         int pid = Libc.getpid();
         long offset = BoottimeOffset();

@@ -123,7 +123,7 @@ internal static unsafe partial class FutexWatcher
                 {
                     long now = Stopwatch.GetTimestamp();
                     _idleSince = _idleSince == 0 ? now : _idleSince;
-                    if (now - _idleSince >= Linger.TotalSeconds * Stopwatch.Frequency)
+                    if (now - _idleSince >= LingerTicks)
                     {
                         Retire();
                         return false;
@@ -300,7 +300,7 @@ internal static unsafe partial class FutexWatcher
             {
                 if (_slots.Count == 0)
                 {
-                    due = Math.Min(due, _idleSince == 0 ? Stopwatch.GetTimestamp() : _idleSince + (long)(Linger.TotalSeconds * Stopwatch.Frequency));
+                    due = Math.Min(due, _idleSince == 0 ? Stopwatch.GetTimestamp() : _idleSince + LingerTicks);
                 }
                 if (!polling && _dirty)
                 {
@@ -309,9 +309,8 @@ internal static unsafe partial class FutexWatcher
             }
             if (polling)
             {
-                long poll = Stopwatch.GetTimestamp() + (long)(PollInterval.TotalSeconds * Stopwatch.Frequency);
-                Libc.TimeSpec until = Libc.DeadlineAt(Math.Min(due, poll));
-                Libc.FutexWaitUntil(_wakeWord, wakeSeen, &until);
+                Libc.TimeSpec until = Deadline.At(due).AtMost(PollTicks).ToTimeSpec(Libc.CLOCK_MONOTONIC);
+                Libc.FutexWait(_wakeWord, wakeSeen, &until);
                 ScanAll();
                 return;
             }
@@ -323,7 +322,7 @@ internal static unsafe partial class FutexWatcher
             }
             else
             {
-                Libc.TimeSpec until = Libc.DeadlineAt(due);
+                Libc.TimeSpec until = Deadline.At(due).ToTimeSpec(Libc.CLOCK_MONOTONIC);
                 woken = Libc.futex_waitv(_vector, _watched + 1, &until);
             }
             if (woken > 0 && woken <= _watched && _bound[woken - 1] is Slot moved)

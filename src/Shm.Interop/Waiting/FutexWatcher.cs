@@ -38,8 +38,12 @@ internal static unsafe partial class FutexWatcher
     /// <summary>How often the fallback looks at the words, without futex_waitv.</summary>
     internal static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(2);
 
+    private static readonly long PollTicks = Deadline.Ticks(PollInterval);
+
     /// <summary>How long a shard thread with nothing to watch waits for new work before it ends.</summary>
     internal static readonly TimeSpan Linger = TimeSpan.FromSeconds(5);
+
+    private static readonly long LingerTicks = Deadline.Ticks(Linger);
 
     private const string PollingSwitch = "Shm.Interop.FutexWatcher.Polling";
 
@@ -53,15 +57,15 @@ internal static unsafe partial class FutexWatcher
     private static volatile bool s_polling = (AppContext.TryGetSwitch(PollingSwitch, out bool polling) && polling) || !FutexWaitvWorks();
 
     /// <summary>
-    /// A level wait: completes when <paramref name="tryTake"/> succeeds (true) or <paramref name="timeout"/>
-    /// passes (false); it is tried whenever <paramref name="word"/> is not 0. See <see cref="Wait(object, SafeHandle, int*, int, int*, Func{bool}, TimeSpan, CancellationToken, long)"/>
+    /// A level wait: completes when <paramref name="tryTake"/> succeeds (true) or <paramref name="deadline"/>
+    /// passes (false); it is tried whenever <paramref name="word"/> is not 0. See <see cref="Wait(object, SafeHandle, int*, int, int*, Func{bool}, Deadline, CancellationToken, long)"/>
     /// for what ends it otherwise.
     /// </summary>
-    public static Task<bool> Wait(object owner, SafeHandle mapping, int* word, int* waiters, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken) =>
-        Register(owner, mapping, word, 0, sequence: false, waiters, tryTake, timeout, cancellationToken, pollEvery: 0);
+    public static Task<bool> Wait(object owner, SafeHandle mapping, int* word, int* waiters, Func<bool> tryTake, Deadline deadline, CancellationToken cancellationToken) =>
+        Register(owner, mapping, word, 0, sequence: false, waiters, tryTake, deadline, cancellationToken, pollEvery: 0);
 
     /// <summary>
-    /// A sequence wait: completes when <paramref name="tryTake"/> succeeds (true) or <paramref name="timeout"/>
+    /// A sequence wait: completes when <paramref name="tryTake"/> succeeds (true) or <paramref name="deadline"/>
     /// passes (false). It is tried whenever <paramref name="word"/> changes (from <paramref name="value"/>,
     /// what the caller saw before its own check, and then from what the watcher read before each try),
     /// and every <paramref name="pollEvery"/> Stopwatch ticks if that is not 0 (to notice a dead peer, who
@@ -75,15 +79,14 @@ internal static unsafe partial class FutexWatcher
     /// forked child (one thread, no watcher) the task faults with <see cref="NotSupportedException"/>.
     /// <paramref name="waiters"/> is incremented for as long as the wait is pending.
     /// </remarks>
-    public static Task<bool> Wait(object owner, SafeHandle mapping, int* word, int value, int* waiters, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken, long pollEvery) =>
-        Register(owner, mapping, word, value, sequence: true, waiters, tryTake, timeout, cancellationToken, pollEvery);
+    public static Task<bool> Wait(object owner, SafeHandle mapping, int* word, int value, int* waiters, Func<bool> tryTake, Deadline deadline, CancellationToken cancellationToken, long pollEvery) =>
+        Register(owner, mapping, word, value, sequence: true, waiters, tryTake, deadline, cancellationToken, pollEvery);
 
-    private static Task<bool> Register(object owner, SafeHandle mapping, int* word, int value, bool sequence, int* waiters, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken, long pollEvery)
+    private static Task<bool> Register(object owner, SafeHandle mapping, int* word, int value, bool sequence, int* waiters, Func<bool> tryTake, Deadline deadline, CancellationToken cancellationToken, long pollEvery)
     {
         ArgumentNullException.ThrowIfNull(owner);
         ArgumentNullException.ThrowIfNull(mapping);
         ArgumentNullException.ThrowIfNull(tryTake);
-        long deadline = Child.Deadline(timeout);
         if (cancellationToken.IsCancellationRequested)
         {
             return Task.FromCanceled<bool>(cancellationToken);
@@ -99,11 +102,11 @@ internal static unsafe partial class FutexWatcher
             {
                 return Task.FromResult(true);
             }
-            if (timeout == TimeSpan.Zero)
+            if (deadline.HasPassed)
             {
-                return Task.FromResult(false);
+                return Task.FromResult(false); // a timeout of zero: looked once
             }
-            if (Forker.InForkedChild)
+            if (ForkedChild.IsThisProcess)
             {
                 return Task.FromException<bool>(new NotSupportedException(
                     "A forked child has one thread and no futex watcher: wait synchronously there (Wait with a timeout), or spawn a process for asynchronous code."));
@@ -116,7 +119,7 @@ internal static unsafe partial class FutexWatcher
             {
                 return Task.FromResult(true);
             }
-            var registration = new Registration(owner, mapping, word, sequence, waiters, tryTake, deadline, pollEvery);
+            var registration = new Registration(owner, mapping, word, sequence, waiters, tryTake, deadline.Timestamp, pollEvery);
             handedOver = true;
             try
             {
@@ -155,7 +158,7 @@ internal static unsafe partial class FutexWatcher
     /// <summary>Ends the pending waits of <paramref name="owner"/> (a primitive, reader or writer being disposed) with <see cref="ObjectDisposedException"/>.</summary>
     public static void Abandon(object owner)
     {
-        if (Forker.InForkedChild || Volatile.Read(ref s_pending) == 0)
+        if (ForkedChild.IsThisProcess || Volatile.Read(ref s_pending) == 0)
         {
             return; // a forked child has no waits of its own, and may have inherited the gate held
         }
@@ -177,7 +180,7 @@ internal static unsafe partial class FutexWatcher
     /// </summary>
     internal static void MappingDisposed(SafeHandle mapping)
     {
-        if (Forker.InForkedChild || Volatile.Read(ref s_pending) == 0)
+        if (ForkedChild.IsThisProcess || Volatile.Read(ref s_pending) == 0)
         {
             return;
         }

@@ -1,7 +1,6 @@
 using System;
 using System.Runtime.CompilerServices;
 using System.Text;
-using System.Threading;
 
 namespace Shm.Interop;
 
@@ -25,7 +24,7 @@ internal static unsafe class ChildEntry
         {
             if (!rehearsal)
             {
-                Forker.MarkForkedChild();
+                ForkedChild.Mark();
             }
             ResetSignals(rehearsal);
             SetDeathSignal(parent, rehearsal);
@@ -35,8 +34,8 @@ internal static unsafe class ChildEntry
             {
                 RuntimeLockProbe.Run();
             }
-            Report(slot, reports);
-            AwaitGo(slot);
+            ForkHandshake.Report(slot, reports);
+            ForkHandshake.AwaitGo(slot);
             code = ExitCode(body(index), rehearsal);
         }
         catch (Exception exception)
@@ -95,24 +94,6 @@ internal static unsafe class ChildEntry
     // and forks again; once taken here, nobody else can hold it in this process.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ProbeAllocator() => GC.KeepAlive(new byte[AllocatorProbeBytes]);
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Report(int* slot, int* reports)
-    {
-        Interlocked.Or(ref *slot, Forker.Started);
-        Interlocked.Increment(ref *reports);
-        Libc.FutexWakeShared(reports);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void AwaitGo(int* slot)
-    {
-        int value;
-        while (((value = Volatile.Read(ref *slot)) & Forker.Go) == 0)
-        {
-            Libc.FutexWaitShared(slot, value, null); // shared, so never mistaken for a deadlock
-        }
-    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int ExitCode(int code, bool rehearsal)

@@ -1,6 +1,6 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Linq;
 using System.Reflection;
 using System.Runtime.CompilerServices;
@@ -14,46 +14,18 @@ namespace Shm.Interop;
 /// per process: the no-GC region and the handshake page are process-wide.
 /// </summary>
 /// <remarks>
-/// The handshake: each child has one int in a shared page. The child sets <see cref="Started"/> once
-/// it has taken, once, the runtime locks its body is likely to need (<see cref="RuntimeLockProbe"/>);
-/// the parent, which took the child's pidfd right after the fork, answers with <see cref="Go"/>, and
-/// only then does the child run its body. So the child cannot end (and be reaped by anyone) before
-/// the parent can name it, and a child the parent gives up on has run no user code. A child
-/// that cannot report (it inherited a lock another parent thread held at the instant of the fork)
-/// shows itself in milliseconds: its only thread waits for ever on a private futex, or burns CPU in a
-/// spin lock. It is killed and forked again; no user code ran in it.
+/// Each child reports through <see cref="ForkHandshake"/> before it runs its body. A child that
+/// cannot report (it inherited a lock another parent thread held at the instant of the fork) shows
+/// itself in milliseconds (<see cref="StartPhase"/>): it is killed and forked again; no user code ran in it.
 /// </remarks>
 internal static unsafe class Forker
 {
-    /// <summary>Children forked per batch: one handshake int each, and the report counter after them.</summary>
-    private const int Slots = 1024;
-
-    /// <summary>Set by the child in its slot: it took the runtime's locks and is about to wait for <see cref="Go"/>.</summary>
-    internal const int Started = 1;
-
-    /// <summary>Set by the parent in a child's slot once it saw <see cref="Started"/>: the body may run.</summary>
-    internal const int Go = 2;
+    private const int Slots = ForkHandshake.Slots;
 
     /// <summary>Rounds in which some fork overlapped a GC, before giving up (each retries at once).</summary>
     private const int MaxOverlappedRounds = 1000;
 
-    /// <summary>CPU time a child may spend before reporting; its path takes a few milliseconds, a spin on a dead thread's lock far more.</summary>
-    private const long StartCpuLimitNanoseconds = 250_000_000;
-
-    /// <summary>
-    /// Times a child may block or sleep before reporting. Its path blocks nowhere; a spin lock that
-    /// sleeps between tries (waiting for a dead thread) does so hundreds of times a second.
-    /// </summary>
-    private const long StartSleepLimit = 20;
-
     private static readonly Lock Gate = new();
-    private static SharedRegion? s_handshake;
-    private static volatile bool s_inForkedChild;
-
-    /// <summary>True in a forked child (the copy of this flag in the parent stays false).</summary>
-    internal static bool InForkedChild => s_inForkedChild;
-
-    internal static void MarkForkedChild() => s_inForkedChild = true;
 
     /// <summary>
     /// Forks <paramref name="count"/> children that run <paramref name="body"/>; <paramref name="userBody"/>
@@ -66,7 +38,7 @@ internal static unsafe class Forker
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.AllocationBudget, nameof(options.AllocationBudget));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.StartAttempts, nameof(options.StartAttempts));
-        if (s_inForkedChild)
+        if (ForkedChild.IsThisProcess)
         {
             throw new InvalidOperationException(
                 "This process is a forked child: it cannot fork (the parent's fork thread and locks do not exist here). " +
@@ -82,7 +54,11 @@ internal static unsafe class Forker
         var children = new Child?[count];
         lock (Gate)
         {
-            int* page = HandshakePage();
+            int* page = ForkHandshake.Page(out bool created);
+            if (created)
+            {
+                Rehearse();
+            }
             try
             {
                 for (int first = 0; first < count; first += Slots)
@@ -152,7 +128,7 @@ internal static unsafe class Forker
             {
                 window.EnsureRoom();
                 int* slot = &page[index - first];
-                int pid = Libc.CheckIo(ForkOne(body, index, slot, &page[Slots], parent, &old, options.ProbeRuntimeLocks), "fork", $"child {index}");
+                int pid = Libc.CheckIo(ForkOne(body, index, slot, ForkHandshake.Reports(page), parent, &old, options.ProbeRuntimeLocks), "fork", $"child {index}");
                 bool overlapped = !window.Unbroken;
                 Child child = Child.AdoptForked(pid, options, index, uncountedHandlers);
                 if (overlapped)
@@ -184,39 +160,34 @@ internal static unsafe class Forker
     }
 
     /// <summary>
-    /// Waits for each child to report, and lets it run. A child that cannot (its only thread waits for ever on a
-    /// private futex, it spins past <see cref="StartCpuLimitNanoseconds"/> or sleeps past
-    /// <see cref="StartSleepLimit"/> times, it died, or
-    /// <see cref="ForkOptions.StartTimeout"/> passed) is killed and reaped, and returned for another try.
+    /// Waits for each child to report, and lets it run. A child that cannot (<see cref="StartPhase.CannotStart"/>,
+    /// it died, or <see cref="ForkOptions.StartTimeout"/> passed) is killed and reaped, and returned for another try.
     /// </summary>
     private static List<int> AwaitStart(List<int> pending, int first, int* page, Child?[] children, ForkOptions options)
     {
         var stuck = new List<int>();
-        int* reports = &page[Slots];
-        long deadline = Child.Deadline(options.StartTimeout);
-        long pauseNanoseconds = 500_000;
+        int* reports = ForkHandshake.Reports(page);
+        Deadline deadline = Deadline.After(options.StartTimeout);
+        TimeSpan pause = TimeSpan.FromMicroseconds(500);
         while (true)
         {
             int seen = Volatile.Read(ref *reports);
-            pending.RemoveAll(index => LetRun(&page[index - first]));
+            pending.RemoveAll(index => ForkHandshake.LetRun(&page[index - first]));
             if (pending.Count == 0)
             {
                 return stuck;
             }
-            Libc.TimeSpec pause = Libc.TimeSpec.FromNanoseconds(pauseNanoseconds);
-            Libc.FutexWaitShared(reports, seen, &pause);
-            pauseNanoseconds = Math.Min(2 * pauseNanoseconds, 16_000_000);
-            bool late = Stopwatch.GetTimestamp() >= deadline;
+            ForkHandshake.AwaitReport(reports, seen, pause);
+            pause = TimeSpan.FromTicks(Math.Min(2 * pause.Ticks, TimeSpan.TicksPerMillisecond * 16));
+            bool late = deadline.HasPassed;
             pending.RemoveAll(index =>
             {
-                if (LetRun(&page[index - first]))
+                if (ForkHandshake.LetRun(&page[index - first]))
                 {
                     return true;
                 }
                 Child child = children[index]!;
-                ThreadSample sample = child.Sample(); // unreadable (no descriptor to spare, say): only the clock decides
-                bool cannotStart = sample.Exists &&
-                    (sample.CannotWake || sample.CpuNanoseconds >= StartCpuLimitNanoseconds || sample.VoluntarySwitches >= StartSleepLimit);
+                bool cannotStart = StartPhase.CannotStart(child.Sample()); // unreadable (no descriptor to spare, say): only the clock decides
                 if (!late && !cannotStart && child.TryReap() is null)
                 {
                     return false;
@@ -227,29 +198,6 @@ internal static unsafe class Forker
                 return true;
             });
         }
-    }
-
-    /// <summary>If the child reported, gives it <see cref="Go"/> and returns true. Until then it runs no user code, so killing it is always safe.</summary>
-    private static bool LetRun(int* slot)
-    {
-        if ((Volatile.Read(ref *slot) & Started) == 0)
-        {
-            return false;
-        }
-        Interlocked.Or(ref *slot, Go);
-        Libc.FutexWakeShared(slot);
-        return true;
-    }
-
-    private static int* HandshakePage()
-    {
-        if (s_handshake is null)
-        {
-            // Named, so the page never counts among the user's anonymous regions in /proc/self/maps.
-            s_handshake = SharedRegion.CreateMemfd("shm-fork-handshake", (Slots + 1) * sizeof(int));
-            Rehearse();
-        }
-        return (int*)s_handshake.DangerousGetAddress();
     }
 
     /// <summary>
@@ -271,18 +219,25 @@ internal static unsafe class Forker
                 RuntimeHelpers.PrepareMethod(method.MethodHandle);
             }
         }
-        foreach (MethodInfo method in typeof(ChildEntry).GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
-        {
-            RuntimeHelpers.PrepareMethod(method.MethodHandle);
-        }
+        PrepareAll(typeof(ChildEntry));
+        PrepareAll(typeof(ForkHandshake));
+        PrepareAll(typeof(ForkedChild));
         RuntimeHelpers.PrepareMethod(typeof(Forker).GetMethod(nameof(ForkOne), BindingFlags.Static | BindingFlags.NonPublic)!.MethodHandle);
 
-        int slot = Go;
+        int slot = ForkHandshake.Go;
         int reports = 0;
         Libc.SigSet current;
         Libc.pthread_sigmask(Libc.SIG_BLOCK, null, &current);
         ChildEntry.Run(static index => index, 0, &slot, &reports, Libc.getpid(), &current, probe: false, rehearsal: true);
         ChildEntry.Run(static _ => 256, 0, &slot, &reports, Libc.getpid(), &current, probe: false, rehearsal: true);
         ChildEntry.Run(static _ => throw new InvalidOperationException("rehearsal"), 0, &slot, &reports, Libc.getpid(), &current, probe: false, rehearsal: true);
+    }
+
+    private static void PrepareAll([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods | DynamicallyAccessedMemberTypes.NonPublicMethods)] Type type)
+    {
+        foreach (MethodInfo method in type.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+        {
+            RuntimeHelpers.PrepareMethod(method.MethodHandle);
+        }
     }
 }

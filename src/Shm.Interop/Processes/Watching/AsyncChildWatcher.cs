@@ -147,7 +147,7 @@ internal static unsafe class AsyncChildWatcher
             lock (Gate)
             {
                 sampleEvery = DeadlockWatch.SampleInterval(s_forkedWatched);
-                timeout = s_forkedWatched > 0 ? BlockingChildWait.Milliseconds(sampleEvery) : -1;
+                timeout = s_forkedWatched > 0 ? Deadline.Milliseconds(sampleEvery) : -1;
             }
             int count = Libc.epoll_wait(s_epoll, events, MaxEvents, timeout);
             due.Clear();

@@ -1,4 +1,3 @@
-using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -20,12 +19,12 @@ internal static class BlockingChildWait
     /// that cannot wake without a signal: the wait could never end (the others were reaped).
     /// <paramref name="terminating"/>: the children were sent SIGTERM; those found stuck are killed at once.
     /// </summary>
-    public static unsafe ChildExit?[] WaitAll(IReadOnlyList<Child> children, long deadline, bool terminating = false)
+    public static unsafe ChildExit?[] WaitAll(IReadOnlyList<Child> children, Deadline deadline, bool terminating = false)
     {
         var exits = new ChildExit?[children.Count];
         var pending = new List<int>(children.Count);
         var added = new bool[children.Count];
-        bool untimed = deadline == long.MaxValue && !terminating;
+        bool untimed = deadline.IsNever && !terminating;
         try
         {
             for (int i = 0; i < children.Count; i++)
@@ -46,7 +45,7 @@ internal static class BlockingChildWait
                     Sample(children, pending, exits, terminating, untimed);
                     nextSample = now + sampleEvery;
                 }
-                if (pending.Count == 0 || now >= deadline)
+                if (pending.Count == 0 || deadline.HasPassedAt(now))
                 {
                     return exits;
                 }
@@ -56,10 +55,10 @@ internal static class BlockingChildWait
                     forked |= child.IsForked;
                     fds[k] = new Libc.PollFd { Fd = (int)child.Handle.DangerousGetHandle(), Events = Libc.POLLIN };
                 }
-                long until = forked ? Math.Min(deadline, nextSample) : deadline;
+                Deadline until = forked ? deadline.Or(Deadline.At(nextSample)) : deadline;
                 fixed (Libc.PollFd* pollFds = fds)
                 {
-                    if (Libc.poll(pollFds, (nuint)pending.Count, Milliseconds(until - now)) < 0 && Marshal.GetLastPInvokeError() != LinuxErrno.EINTR)
+                    if (Libc.poll(pollFds, (nuint)pending.Count, until.ToPollMilliseconds(now)) < 0 && Marshal.GetLastPInvokeError() != LinuxErrno.EINTR)
                     {
                         throw ShmException.FromLastError("poll", "pidfds");
                     }
@@ -108,12 +107,5 @@ internal static class BlockingChildWait
         {
             throw children[first].SuspectedException(firstSeen, suspected - 1);
         }
-    }
-
-    /// <summary>A poll timeout for <paramref name="ticks"/> of <see cref="Stopwatch"/> time: rounded up (about 24 days at most: the caller loops).</summary>
-    internal static int Milliseconds(long ticks)
-    {
-        double milliseconds = Math.Ceiling(ticks * 1000.0 / Stopwatch.Frequency);
-        return (int)Math.Clamp(milliseconds, 0, int.MaxValue);
     }
 }
