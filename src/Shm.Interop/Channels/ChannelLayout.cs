@@ -12,7 +12,7 @@ internal static class ChannelLayout
 {
     /// <summary>The channel's layout version, stored with its kind in the primitive's second word.</summary>
     /// <remarks>2: lane generation and final head words; a record's second word is a check of its position and length.</remarks>
-    public const int Version = 2;
+    public const int Version = PrimitiveKinds.ChannelLayoutVersion;
 
     public const int HeaderSize = 256;
     public const int LaneHeaderSize = 256;

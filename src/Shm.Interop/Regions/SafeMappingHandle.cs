@@ -1,3 +1,4 @@
+using System;
 using System.Runtime.InteropServices;
 using System.Threading;
 
@@ -13,7 +14,7 @@ namespace Shm.Interop;
 public sealed class SafeMappingHandle : SafeBuffer
 {
     private volatile bool _disposed;
-    private volatile bool _watched;
+    private volatile Action<SafeMappingHandle>? _whenDisposed;
 
     internal SafeMappingHandle()
         : base(ownsHandle: true) { }
@@ -26,12 +27,13 @@ public sealed class SafeMappingHandle : SafeBuffer
 
     /// <summary>
     /// Set once an asynchronous wait holds this mapping: only then does disposing it concern the futex
-    /// watcher. Returns <see cref="IsDisposed"/> read after it (with <see cref="Dispose(bool)"/>'s
-    /// order, one of the two sees the other).
+    /// watcher, which asks to be told (<paramref name="whenDisposed"/>, a cached delegate: the layer
+    /// above is called back, never named here). Returns <see cref="IsDisposed"/> read after it (with
+    /// <see cref="Dispose(bool)"/>'s order, one of the two sees the other).
     /// </summary>
-    internal bool MarkWatched()
+    internal bool MarkWatched(Action<SafeMappingHandle> whenDisposed)
     {
-        _watched = true;
+        _whenDisposed = whenDisposed;
         Interlocked.MemoryBarrier();
         return _disposed;
     }
@@ -48,9 +50,9 @@ public sealed class SafeMappingHandle : SafeBuffer
         _disposed = true;
         Interlocked.MemoryBarrier();
         base.Dispose(disposing);
-        if (disposing && _watched)
+        if (disposing && _whenDisposed is Action<SafeMappingHandle> whenDisposed)
         {
-            FutexWatcher.MappingDisposed(this); // pending asynchronous waits let go of the range, so it is unmapped now
+            whenDisposed(this); // pending asynchronous waits let go of the range, so it is unmapped now
         }
     }
 

@@ -106,20 +106,9 @@ public partial class SharedRegion
         where T : unmanaged
     {
         CheckRange(offset, Unsafe.SizeOf<T>());
-        bool added = false;
-        try
-        {
-            // Held for the copy: a Dispose on another thread waits instead of unmapping under it.
-            _mapping.DangerousAddRef(ref added);
-            return Unsafe.ReadUnaligned<T>(Pointer(offset, Protection.Read));
-        }
-        finally
-        {
-            if (added)
-            {
-                _mapping.DangerousRelease();
-            }
-        }
+        // Held for the copy: a Dispose on another thread waits instead of unmapping under it.
+        using var held = new SafeHandleLease(_mapping);
+        return Unsafe.ReadUnaligned<T>(Pointer(offset, Protection.Read));
     }
 
     /// <summary>Copies <paramref name="value"/> into the region at byte <paramref name="offset"/>.</summary>
@@ -133,19 +122,8 @@ public partial class SharedRegion
         where T : unmanaged
     {
         CheckRange(offset, Unsafe.SizeOf<T>());
-        bool added = false;
-        try
-        {
-            _mapping.DangerousAddRef(ref added);
-            Unsafe.WriteUnaligned(Pointer(offset, Protection.Write), value);
-        }
-        finally
-        {
-            if (added)
-            {
-                _mapping.DangerousRelease();
-            }
-        }
+        using var held = new SafeHandleLease(_mapping);
+        Unsafe.WriteUnaligned(Pointer(offset, Protection.Write), value);
     }
 
     private int WholeSpanLength()

@@ -70,20 +70,9 @@ public partial class SharedRegion
     {
         ArgumentNullException.ThrowIfNull(descriptor);
         ObjectDisposedException.ThrowIf(descriptor.IsClosed, descriptor);
-        bool added = false;
-        try
-        {
-            descriptor.DangerousAddRef(ref added);
-            int fd = (int)descriptor.DangerousGetHandle();
-            return Attach(Duplicate(fd), access, RegionKind.Descriptor, null, $"descriptor {fd}");
-        }
-        finally
-        {
-            if (added)
-            {
-                descriptor.DangerousRelease();
-            }
-        }
+        using var held = new SafeHandleLease(descriptor);
+        int fd = (int)held.DangerousHandle;
+        return Attach(Duplicate(fd), access, RegionKind.Descriptor, null, $"descriptor {fd}");
     }
 
     /// <summary>

@@ -59,18 +59,7 @@ public partial class SharedRegion
     private unsafe void Apply(string syscall, delegate*<nint, nuint, int, int> call, int argument)
     {
         ThrowIfDisposed();
-        bool added = false;
-        try
-        {
-            _mapping.DangerousAddRef(ref added);
-            Libc.CheckIo(call(_mapping.DangerousGetHandle(), (nuint)_mapping.ByteLength, argument), syscall);
-        }
-        finally
-        {
-            if (added)
-            {
-                _mapping.DangerousRelease();
-            }
-        }
+        using var held = new SafeHandleLease(_mapping);
+        Libc.CheckIo(call(held.DangerousHandle, (nuint)_mapping.ByteLength, argument), syscall);
     }
 }

@@ -35,7 +35,6 @@ public abstract unsafe class SharedPrimitive : IDisposable
     internal const int Uninitialised = 0;
     internal const int Initialising = 0x54494E49; // "INIT"
     internal const int Ready = 0x59444552; // "REDY"
-    internal const int LayoutVersion = 1;
 
     private readonly SharedRegion _region;
     private int _disposed;
@@ -175,8 +174,7 @@ public abstract unsafe class SharedPrimitive : IDisposable
         return version == VersionOf(kind) ? name : $"{name} of layout version {version}";
     }
 
-    /// <summary>The layout version of <paramref name="kind"/>: each kind's layout changes on its own.</summary>
-    internal static int VersionOf(PrimitiveKind kind) => kind == PrimitiveKind.SharedChannel ? ChannelLayout.Version : LayoutVersion;
+    private static int VersionOf(PrimitiveKind kind) => PrimitiveKinds.LayoutVersion(kind);
 
     /// <summary>
     /// The blocking wait of semaphores and events: sleeps on word <paramref name="index"/> (a shared
@@ -291,39 +289,4 @@ public abstract unsafe class SharedPrimitive : IDisposable
 
     /// <summary>The primitive's first byte, for layouts larger than a few words.</summary>
     private protected byte* Bytes => (byte*)Words;
-}
-
-/// <summary>What a <see cref="SharedPrimitive"/> is; stored with its layout version in its second word.</summary>
-internal enum PrimitiveKind
-{
-    /// <summary>A <see cref="SharedMutex"/>.</summary>
-    SharedMutex = 1,
-
-    /// <summary>A <see cref="SharedSemaphore"/>.</summary>
-    SharedSemaphore = 2,
-
-    /// <summary>A <see cref="SharedEvent"/>.</summary>
-    SharedEvent = 3,
-
-    /// <summary>A <see cref="SharedCondition"/>.</summary>
-    SharedCondition = 4,
-
-    /// <summary>A <see cref="SharedChannel"/>.</summary>
-    SharedChannel = 5,
-
-    /// <summary>A <see cref="SharedFutexMutex"/>.</summary>
-    SharedFutexMutex = 6,
-}
-
-/// <summary>
-/// Room for one primitive inside your own unmanaged struct: declare a field of this type, map the
-/// struct (<see cref="SharedRegion.CreateAnonymous{T}"/>, or at an offset), and create or open the
-/// primitive at the field's offset (<c>Marshal.OffsetOf</c>).
-/// </summary>
-[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = SharedPrimitive.StorageSize)]
-public struct SharedPrimitiveStorage
-{
-#pragma warning disable CS0169 // Never used: it only gives the struct its size and 8-byte alignment.
-    private long _alignment;
-#pragma warning restore CS0169
 }

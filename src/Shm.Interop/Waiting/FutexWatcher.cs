@@ -53,6 +53,7 @@ internal static unsafe partial class FutexWatcher
     private static readonly Dictionary<(nint Word, long Key), Slot> Slots = [];
     private static readonly Dictionary<object, HashSet<Registration>> ByOwner = new(ReferenceEqualityComparer.Instance);
     private static readonly Dictionary<SafeHandle, HashSet<Registration>> ByMapping = new(ReferenceEqualityComparer.Instance);
+    private static readonly Action<SafeMappingHandle> WhenMappingDisposed = MappingDisposed;
     private static int s_pending;
     private static volatile bool s_polling = (AppContext.TryGetSwitch(PollingSwitch, out bool polling) && polling) || !FutexWaitvWorks();
 
@@ -241,7 +242,7 @@ internal static unsafe partial class FutexWatcher
                 slot.Shard.RetryLater(slot);
             }
             slot.Join(registration);
-            if (registration.Mapping is SafeMappingHandle mapping && mapping.MarkWatched())
+            if (registration.Mapping is SafeMappingHandle mapping && mapping.MarkWatched(WhenMappingDisposed))
             {
                 slot.Shard.RetryLater(slot); // disposed meanwhile, its hook maybe too early for this wait: the try ends it
             }
