@@ -36,8 +36,8 @@ public sealed unsafe class SharedChannel : SharedPrimitive
         : base(region, offset, size, PrimitiveKind.SharedChannel, create, timeout, initialise)
     {
         // Read once, here: every later use takes these copies, never the shared words.
-        LaneCount = Volatile.Read(ref *(int*)(Bytes + ChannelLayout.Lanes));
-        LaneCapacity = Volatile.Read(ref *(long*)(Bytes + ChannelLayout.LaneCapacity));
+        LaneCount = Volatile.Read(ref Header.Lanes);
+        LaneCapacity = Volatile.Read(ref Header.LaneCapacity);
     }
 
     /// <summary>How many writers may be attached at once (1: single-producer).</summary>
@@ -49,9 +49,9 @@ public sealed unsafe class SharedChannel : SharedPrimitive
     /// <summary>The longest message: a lane less one record header.</summary>
     public int MaxMessageLength => (int)(LaneCapacity - ChannelLayout.RecordHeaderSize);
 
-    internal byte* Header => Bytes;
+    internal ChannelHeaderView Header => new(Bytes);
 
-    internal byte* Lane(int index) => Bytes + ChannelLayout.HeaderSize + (index * ChannelLayout.LaneStride(LaneCapacity));
+    internal LaneView Lane(int index) => new(Bytes + ChannelLayout.HeaderSize + (index * ChannelLayout.LaneStride(LaneCapacity)));
 
     /// <summary>Where <paramref name="address"/>, inside the channel, lives in the region (for corruption reports).</summary>
     internal long RegionOffsetOf(byte* address) => Offset + (address - Bytes);
@@ -82,9 +82,9 @@ public sealed unsafe class SharedChannel : SharedPrimitive
         Validate(laneCapacity, writers);
         return new(region, offset, ChannelLayout.RequiredLength(laneCapacity, writers), create: true, TimeSpan.Zero, words =>
         {
-            byte* header = (byte*)words;
-            *(int*)(header + ChannelLayout.Lanes) = writers;
-            *(long*)(header + ChannelLayout.LaneCapacity) = laneCapacity;
+            var header = new ChannelHeaderView((byte*)words);
+            header.Lanes = writers;
+            header.LaneCapacity = laneCapacity;
         });
     }
 
@@ -190,15 +190,6 @@ public sealed unsafe class SharedChannel : SharedPrimitive
         foreach (object endpoint in endpoints)
         {
             FutexWatcher.Abandon(endpoint);
-        }
-    }
-
-    internal static void Wake(int* sequence, int* sleeping)
-    {
-        if (Volatile.Read(ref *sleeping) != 0)
-        {
-            Interlocked.Increment(ref *sequence);
-            Libc.FutexWake(sequence, int.MaxValue);
         }
     }
 
