@@ -40,6 +40,7 @@ public static partial class Program
         "dispose-under-wait" => DisposeUnderWait(args[1]),
         "hold-futex-mutex" => HoldFutexMutex(),
         "hidden-peers" => HiddenPeers(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
+        "timens-channel-peer" => TimeNamespacePeer.Run(args[1]),
         _ => Unexpected,
     };
 
