@@ -513,7 +513,10 @@ static inline int shm_futex_mutex_unlock(struct shm_futex_mutex *m)
  * Everything read from the channel is checked before use (the lane count and capacity once, at
  * shm_channel_open): a value that cannot be is reported as SHM_CH_ECORRUPT, and the reader or
  * writer that met it refuses further use. A peer is dead only if the kernel says so (a zombie or
- * another start time in /proc/PID/stat, or no stat and kill(pid, 0) == ESRCH).
+ * another start time in /proc/PID/stat, or no stat and kill(pid, 0) == ESRCH). Start times (the
+ * reader's and writers' *_start words) are kept as the initial time namespace counts them: each
+ * process takes its own boot-time offset off what it reads in /proc, so peers in different time
+ * namespaces agree (one tick apart counts as the same).
  *
  * Return codes (negative errno values):
  *   SHM_CH_EAGAIN     nothing now: try_read found no message, try_write no room
@@ -619,42 +622,36 @@ static inline uint64_t shm_channel_required_length(uint64_t capacity, uint32_t l
 }
 
 /*
- * What /proc/PID/stat says: 1 running (its start time, field 22, in *start), 0 a zombie or dead,
- * -1 unreadable (gone, hidden by hidepid, or not ours to read: kill(2) tells which).
+ * What /proc/PID/stat says: 1 running (its start time, field 22, as the initial time namespace
+ * counts it, in *start), 0 a zombie or dead, -1 unreadable (gone, hidden by hidepid, or not ours to
+ * read: kill(2) tells which).
  */
 static inline int shm_proc_stat(int32_t pid, int64_t *start)
 {
-    char path[64], buffer[1024];
+    char path[64], state = 0;
+    uint64_t started = 0;
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buffer, sizeof buffer - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buffer[n] = 0;
-    char *at = strrchr(buffer, ')'); /* comm may hold spaces and parentheses */
-    if (!at || at[1] != ' ' || !at[2]) return -1;
-    if (at[2] == 'Z' || at[2] == 'X') return 0;
-    for (int field = 2; at && field < 22; field++) at = strchr(at + 1, ' ');
-    if (!at) return -1;
-    *start = strtoll(at + 1, NULL, 10);
+    int readable = shm_read_stat_(path, &state, &started);
+    if (state == 'Z' || state == 'X') return 0;
+    if (!readable) return -1;
+    *start = (int64_t)started - shm_boottime_offset_();
     return 1;
 }
 
-/* Field 22 of /proc/self/stat: how a peer tells this process from a later one with the same pid. */
+/* This process's start time, as the initial time namespace counts it: how a peer tells it from a later one with the same pid. */
 static inline int64_t shm_self_start_time(void)
 {
     int64_t start = 0;
     return shm_proc_stat((int32_t)getpid(), &start) == 1 ? start : 0;
 }
 
-/* 0 only if the kernel says pid is gone, a zombie, or not the process that started at start (0: any). */
+/* 0 only if the kernel says pid is gone, a zombie, or not the process that started at start (0: any; one tick apart: the same). */
 static inline int shm_process_alive(int32_t pid, int64_t start)
 {
     int64_t started = 0;
     if (pid <= 0) return 0; /* never kill(0) or kill(-n): those reach process groups */
     switch (shm_proc_stat(pid, &started)) {
-    case 1: return start == 0 || started == start;
+    case 1: return start == 0 || (started - start >= -1 && started - start <= 1);
     case 0: return 0;
     default: return kill(pid, 0) == 0 || errno != ESRCH;
     }

@@ -87,7 +87,7 @@ public sealed partial class SharedChannelReader
         {
             return false; // messages left: whether its writer lives does not matter yet
         }
-        if (state != LaneStates.Completed && (!probe || ProcessIdentity.IsAlive(writer, Volatile.Read(ref lane.WriterStart))))
+        if (state != LaneStates.Completed && (!probe || PeerIdentity.IsAlive(writer, Volatile.Read(ref lane.WriterStart))))
         {
             return false;
         }
@@ -123,7 +123,7 @@ public sealed partial class SharedChannelReader
 
     private unsafe void ClaimReaderPlace()
     {
-        (int pid, long started) = ProcessIdentity.Self();
+        (int pid, long started) = PeerIdentity.Self();
         while (true)
         {
             int current = Volatile.Read(ref _header.ReaderPid);
@@ -131,7 +131,7 @@ public sealed partial class SharedChannelReader
             {
                 throw Corrupt("channel reader pid", null, _header.At(ChannelLayout.ReaderPid), current, "0 (no reader) or a pid");
             }
-            if (current != 0 && ProcessIdentity.IsAlive(current, Volatile.Read(ref _header.ReaderStart)))
+            if (current != 0 && PeerIdentity.IsAlive(current, Volatile.Read(ref _header.ReaderStart)))
             {
                 throw new InvalidOperationException($"Process {current} is the channel's reader already; a channel has one reader.");
             }

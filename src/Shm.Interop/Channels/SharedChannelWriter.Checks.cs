@@ -57,7 +57,7 @@ public sealed partial class SharedChannelWriter
             throw Corrupt("channel reader pid", _header.At(ChannelLayout.ReaderPid), reader, "0 (no reader) or a pid", lane: false);
         }
         long started = Volatile.Read(ref _header.ReaderStart);
-        if (reader != 0 && !ProcessIdentity.IsAlive(reader, started))
+        if (reader != 0 && !PeerIdentity.IsAlive(reader, started))
         {
             throw new ChannelClosedException($"The channel's reader, process {reader}, died; nothing will take these messages.");
         }

@@ -49,7 +49,7 @@ public sealed partial class SharedChannelWriter : IMessageWriter
         channel.Attach(this);
         try
         {
-            (_pid, long started) = ProcessIdentity.Self();
+            (_pid, long started) = PeerIdentity.Self();
             for (int i = 0; i < channel.LaneCount; i++)
             {
                 LaneView lane = channel.Lane(i);

@@ -11,11 +11,8 @@ namespace Shm.Interop;
 /// so that a tid the kernel later gives to another thread is not mistaken for the owner.
 /// </summary>
 /// <remarks>
-/// /proc shows a start time shifted by the boot-time offset of the reader's time namespace
-/// (<c>unshare --time</c>, CRIU-restored processes), so peers in different time namespaces would
-/// never see the same value: every start time is kept as the initial namespace counts it, the
-/// reader's own offset (<c>/proc/self/timens_offsets</c>) taken off what it reads. An offset that is
-/// not a whole number of ticks may round either way: start times one tick apart count as the same.
+/// Start times are kept as the initial time namespace counts them, read and corrected by
+/// <see cref="PeerIdentity"/>, which channel peers use too.
 /// </remarks>
 internal static class ThreadIdentity
 {
@@ -85,7 +82,7 @@ internal static class ThreadIdentity
         string path = pid > 0
             ? string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/task/{tid}/stat")
             : string.Create(CultureInfo.InvariantCulture, $"/proc/{tid}/stat");
-        if (!TryReadStat(path, out byte state, out long startTime))
+        if (!PeerIdentity.TryReadStat(path, out byte state, out long startTime))
         {
             return true; // hidden or unreadable: no proof of death
         }
@@ -98,70 +95,9 @@ internal static class ThreadIdentity
         bool inChild = ForkedChild.IsThisProcess;
         int tid = Libc.gettid();
         int pid = Libc.getpid();
-        long offset = BoottimeOffset();
-        long start = TryReadStat("/proc/thread-self/stat", out _, out long startTime) ? startTime - offset : 0;
+        long offset = PeerIdentity.BoottimeOffset();
+        long start = PeerIdentity.TryReadStat("/proc/thread-self/stat", out _, out long startTime) ? startTime - offset : 0;
         return new Self(tid, pid, (uint)start, offset, inChild);
-    }
-
-    /// <summary>
-    /// The boot-time offset of this process's time namespace, in clock ticks rounded down (from the
-    /// "boottime SECONDS NANOSECONDS" line of <c>/proc/self/timens_offsets</c>); 0 outside one, or on
-    /// kernels without time namespaces (before 5.6).
-    /// </summary>
-    private static long BoottimeOffset()
-    {
-        Span<byte> buffer = stackalloc byte[128];
-        int length = Libc.ReadSmallFile("/proc/self/timens_offsets", buffer);
-        if (length <= 0)
-        {
-            return 0;
-        }
-        ReadOnlySpan<byte> text = buffer[..length];
-        int at = text.IndexOf("boottime"u8);
-        if (at < 0)
-        {
-            return 0;
-        }
-        text = text[(at + "boottime".Length)..].TrimStart((byte)' ');
-        if (!Utf8Parser.TryParse(text, out long seconds, out int used) || !Utf8Parser.TryParse(text[used..].TrimStart((byte)' '), out long nanoseconds, out _))
-        {
-            return 0;
-        }
-        long tick = 1_000_000_000 / Libc.ClockTicksPerSecond();
-        long offset = (seconds * 1_000_000_000) + nanoseconds;
-        return offset >= 0 ? offset / tick : -((tick - 1 - offset) / tick);
-    }
-
-    /// <summary>Reads the state (field 3) and start time (field 22) of a /proc stat file.</summary>
-    private static bool TryReadStat(string path, out byte state, out long startTime)
-    {
-        state = 0;
-        startTime = 0;
-        Span<byte> buffer = stackalloc byte[1024];
-        int length = Libc.ReadSmallFile(path, buffer);
-        if (length <= 0)
-        {
-            return false;
-        }
-        // "tid (comm) S ppid ...": comm may hold spaces and parentheses, so count fields after the last ')'.
-        ReadOnlySpan<byte> stat = buffer[..length];
-        int close = stat.LastIndexOf((byte)')');
-        if (close < 0 || close + 2 >= stat.Length)
-        {
-            return false;
-        }
-        ReadOnlySpan<byte> rest = stat[(close + 2)..];
-        state = rest[0];
-        for (int field = 3; field < 22; field++)
-        {
-            int space = rest.IndexOf((byte)' ');
-            if (space < 0)
-            {
-                return false;
-            }
-            rest = rest[(space + 1)..];
-        }
-        return Utf8Parser.TryParse(rest, out startTime, out _);
     }
 
     /// <summary>A thread's identity, as read by itself: <paramref name="Start"/> as the initial time namespace counts it, <paramref name="BoottimeOffset"/> that of its own (clock ticks).</summary>
