@@ -39,7 +39,7 @@ public static class Program
                 return 0;
             });
             times.Add(clock.Elapsed.TotalMilliseconds);
-            ChildExit exit = child.Wait(TimeSpan.FromSeconds(30)) ?? throw new TimeoutException($"child {child.Pid} still running after 30 s");
+            ChildExit exit = child.TryWait(out ChildExit? ended, TimeSpan.FromSeconds(30)) ? ended : throw new TimeoutException($"child {child.Pid} still running after 30 s");
             if (exit.Succeeded && region.Read<long>(0) == Square(value))
             {
                 finished++;

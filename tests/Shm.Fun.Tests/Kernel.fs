@@ -8,9 +8,11 @@ let anonymousShared () = ProcMaps.AnonymousShared() |> Set.ofSeq
 
 /// Waits for a child for at most a minute; fails with what the kernel says it is doing, and kills it.
 let waitOrFail (child: Shm.Interop.Child) =
-    match child.Wait(System.TimeSpan.FromMinutes 1.0) with
-    | null ->
+    let mutable exit: Shm.Interop.ChildExit | null = null
+
+    match child.TryWait(&exit, System.TimeSpan.FromMinutes 1.0) with
+    | true -> nonNull exit
+    | false ->
         let state = Native.Describe child.Pid
         child.Dispose()
         failwithf "child %d did not end within a minute; %s" child.Pid state
-    | exit -> exit

@@ -40,7 +40,7 @@ public sealed class ChannelDefectTests
                     Thread.SpinWait(1000);
                 }
             });
-            Assert.True(attached.Wait(Bound));
+            Assert.True(attached.TryWait(Bound));
             using SharedChannelWriter writer = channel.OpenWriter();
             while (writer.TryWrite(new byte[200]))
             {

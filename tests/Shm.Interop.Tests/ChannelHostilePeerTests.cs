@@ -319,7 +319,7 @@ public sealed class ChannelHostilePeerTests
         if (pause)
         {
             g.Ready.Set();
-            if (!g.Go.Wait(Bound))
+            if (!g.Go.TryWait(Bound))
             {
                 return GuardedChannel.TimedOut;
             }
@@ -330,7 +330,7 @@ public sealed class ChannelHostilePeerTests
         }
         for (int i = 0; i < count; i++, index++)
         {
-            if (!writer.Write(Messages.Of(index, 200), each ?? Each, CancellationToken.None))
+            if (!writer.TryWrite(Messages.Of(index, 200), each ?? Each))
             {
                 return GuardedChannel.TimedOut;
             }
@@ -350,7 +350,7 @@ public sealed class ChannelHostilePeerTests
         var clock = Stopwatch.StartNew();
         if (atPause is not null || afterGo is not null)
         {
-            Assert.True(g.Ready.Wait(Bound), $"the victim never got ready; it reported '{g.Report}'");
+            Assert.True(g.Ready.TryWait(Bound), $"the victim never got ready; it reported '{g.Report}'");
             atPause?.Invoke(g);
             clock.Restart();
             g.Go.Set();

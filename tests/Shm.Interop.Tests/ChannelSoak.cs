@@ -130,8 +130,8 @@ internal sealed class ChannelSoak : IDisposable
             Flip(g);
             counts.Corruptions++;
         }
-        ChildExit? readerExit = reader.Wait(HangBound);
-        IReadOnlyList<ChildExit?> writerExits = writers.WaitAll(HangBound);
+        reader.TryWait(out ChildExit? readerExit, HangBound);
+        writers.TryWaitAll(out IReadOnlyList<ChildExit?> writerExits, HangBound);
         counts.Episodes++;
         Classify(counts, readerExit, writerExits, $"episode {counts.Episodes} (seed {seed}): reader {readerExit?.ToString() ?? "still running"}, writers {string.Join(", ", writerExits.Select(e => e?.ToString() ?? "still running"))}; reports '{g.ReportOf(0)}', '{g.ReportOf(1)}', '{g.ReportOf(2)}'");
     }
@@ -279,7 +279,7 @@ internal sealed class ChannelSoak : IDisposable
             state ^= state << 5;
             int length = Messages.MinimumLength + (int)(state % 1493);
             Messages.Fill((w << 24) | i, buffer.AsSpan(0, length));
-            if (!writer.Write(buffer.AsSpan(0, length), Each, CancellationToken.None))
+            if (!writer.TryWrite(buffer.AsSpan(0, length), Each))
             {
                 return GuardedChannel.TimedOut;
             }

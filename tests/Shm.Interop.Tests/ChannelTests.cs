@@ -106,7 +106,7 @@ public sealed class ChannelTests : IDisposable
         });
 
         Assert.Equal([20_000, 20_000, 20_000, 20_000], next);
-        Assert.All(writers.WaitAll(Bound), exit => Assert.Equal(0, exit!.ExitCode));
+        Assert.All(writers.WaitAllOrFail(), exit => Assert.Equal(0, exit.ExitCode));
     }
 
     [Fact]
@@ -142,8 +142,8 @@ public sealed class ChannelTests : IDisposable
             Assert.Equal([killAt, 3000, 3000], next);
             Assert.Contains(writers.Pids[0].ToString(System.Globalization.CultureInfo.InvariantCulture), ended.Message, StringComparison.Ordinal);
             Assert.Equal([writers.Pids[0]], reader.DeadWriters);
-            var exits = writers.WaitAll(Bound);
-            Assert.Equal(Native.SIGKILL, exits[0]!.Signal);
+            var exits = writers.WaitAllOrFail();
+            Assert.Equal(Native.SIGKILL, exits[0].Signal);
         }
     }
 
@@ -201,7 +201,7 @@ public sealed class ChannelTests : IDisposable
                 Thread.SpinWait(1000); // reads nothing, then is killed
             }
         });
-        Assert.True(attached.Wait(Bound));
+        Assert.True(attached.TryWait(Bound));
         reader.Signal(Native.SIGKILL);
         reader.WaitOrFail();
         using SharedChannelWriter writer = channel.OpenWriter();
@@ -244,7 +244,7 @@ public sealed class ChannelTests : IDisposable
         {
             for (int i = 0; i < 20_000; i++)
             {
-                Assert.True(toWriter.Write(MessageOf(1, i), Bound, CancellationToken.None), $"the C reader took nothing for {Bound.TotalSeconds} s (message {i})");
+                Assert.True(toWriter.TryWrite(MessageOf(1, i), Bound), $"the C reader took nothing for {Bound.TotalSeconds} s (message {i})");
             }
         }
         int count = 0;
@@ -274,7 +274,7 @@ public sealed class ChannelTests : IDisposable
                 {
                     writers[k] = channels[k].OpenWriter();
                 }
-                go.Wait(Bound);
+                go.TryWait(Bound);
                 for (int i = 0; i < Messages; i++)
                 {
                     foreach (SharedChannelWriter w in writers)
@@ -361,7 +361,7 @@ public sealed class ChannelTests : IDisposable
         while (writer.TryWrite(new byte[1000]))
         {
         }
-        Assert.False(writer.Write(new byte[1000], TimeSpan.FromMilliseconds(100), CancellationToken.None));
+        Assert.False(writer.TryWrite(new byte[1000], TimeSpan.FromMilliseconds(100)));
     }
 
     [Fact]
@@ -426,7 +426,7 @@ public sealed class ChannelTests : IDisposable
     {
         for (int i = 0; i < 1000; i++)
         {
-            Assert.True(writer.Write(new byte[1000], Bound, CancellationToken.None), "blocked instead of failing");
+            Assert.True(writer.TryWrite(new byte[1000], Bound), "blocked instead of failing");
         }
     }
 

@@ -67,7 +67,7 @@ internal static class ChannelWarmUp
         while (fill && writer.TryWrite(Messages.Of(0, 200)))
         {
         }
-        return writer.Write(Messages.Of(0, 200), Brief, CancellationToken.None) ? GuardedChannel.Completed : GuardedChannel.TimedOut;
+        return writer.TryWrite(Messages.Of(0, 200), Brief) ? GuardedChannel.Completed : GuardedChannel.TimedOut;
     }
 
     // At a release, and while idle.
@@ -109,7 +109,7 @@ internal static class ChannelWarmUp
             {
             }
             g.Bytes.WriteLane(1, ChannelBytes.Head, 8);
-            Assert.Equal(GuardedChannel.Corrupted, g.Outcome(_ => writer.Write(new byte[200], TimeSpan.FromMilliseconds(200), CancellationToken.None) ? GuardedChannel.Completed : GuardedChannel.TimedOut));
+            Assert.Equal(GuardedChannel.Corrupted, g.Outcome(_ => writer.TryWrite(new byte[200], TimeSpan.FromMilliseconds(200)) ? GuardedChannel.Completed : GuardedChannel.TimedOut));
         }
     }
 
@@ -167,7 +167,7 @@ internal static class ChannelWarmUp
     {
         for (int i = 0; i < 200; i++)
         {
-            writer.Write(new byte[200], Brief, CancellationToken.None);
+            writer.TryWrite(new byte[200], Brief);
         }
         return GuardedChannel.TimedOut;
     }

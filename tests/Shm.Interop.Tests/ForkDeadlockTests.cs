@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using System.Threading;
@@ -41,7 +42,7 @@ public class ForkDeadlockTests
             Kill);
         var clock = Stopwatch.StartNew();
 
-        ChildExit exit = Bounded(child.Wait);
+        ChildExit exit = Bounded(() => child.Wait());
 
         Assert.True(clock.Elapsed < Detected, $"took {clock.Elapsed}");
         Assert.True(exit.Deadlocked);
@@ -57,7 +58,7 @@ public class ForkDeadlockTests
         using Child child = ForkPrivateFutexWaiter(Kill);
         var clock = Stopwatch.StartNew();
 
-        ChildExit? exit = child.Wait(Bound);
+        child.TryWait(out ChildExit? exit, Bound);
 
         Assert.True(clock.Elapsed < Detected, $"took {clock.Elapsed}");
         Assert.True(exit is { Deadlocked: true }, exit?.ToString());
@@ -97,7 +98,7 @@ public class ForkDeadlockTests
 
             var exits = asynchronous
                 ? await children.WaitAllAsync().WaitAsync(Bound)
-                : children.WaitAll(Bound).Select(exit => exit ?? throw new TimeoutException("WaitAll did not return")).ToArray();
+                : [.. children.WaitAllOrFail(Bound)];
 
             Assert.Equal([10, 12], new[] { exits[0].ExitCode!.Value, exits[2].ExitCode!.Value });
             Assert.True(exits[1].Deadlocked, exits[1].ToString());
@@ -169,7 +170,7 @@ public class ForkDeadlockTests
         });
         var clock = Stopwatch.StartNew();
 
-        Task<ChildExit> waiting = Task.Run(child.Wait);
+        Task<ChildExit> waiting = Task.Run(() => child.Wait());
         var suspected = Assert.Throws<AggregateException>(() => waiting.Wait(Bound)).InnerException as ChildDeadlockSuspectedException;
 
         Assert.True(clock.Elapsed < Detected, $"took {clock.Elapsed}");
@@ -196,7 +197,7 @@ public class ForkDeadlockTests
         });
         var clock = Stopwatch.StartNew();
 
-        ChildExit? exit = child.Wait(TimeSpan.FromSeconds(1.5));
+        child.TryWait(out ChildExit? exit, TimeSpan.FromSeconds(1.5));
 
         Assert.Null(exit);
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.5), $"returned after {clock.Elapsed}");
@@ -242,10 +243,10 @@ public class ForkDeadlockTests
 
             ChildDeadlockSuspectedException suspected = asynchronous
                 ? await Assert.ThrowsAsync<ChildDeadlockSuspectedException>(() => children.WaitAllAsync().WaitAsync(Bound))
-                : Assert.IsType<ChildDeadlockSuspectedException>(Assert.Throws<AggregateException>(() => Task.Run(children.WaitAll).Wait(Bound)).InnerException);
+                : Assert.IsType<ChildDeadlockSuspectedException>(Assert.Throws<AggregateException>(() => Task.Run(() => children.WaitAll()).Wait(Bound)).InnerException);
 
             Assert.Equal((1, children[1].Pid), (suspected.Index, suspected.Pid));
-            var exits = children.WaitAll(TimeSpan.Zero);
+            children.TryWaitAll(out IReadOnlyList<ChildExit?> exits, TimeSpan.Zero);
             Assert.Equal([10, 12], new[] { exits[0]!.ExitCode!.Value, exits[2]!.ExitCode!.Value });
             Assert.Null(exits[1]);
             Assert.True(Native.IsAlive(children[1].Pid), Native.Describe(children[1].Pid));
@@ -261,7 +262,7 @@ public class ForkDeadlockTests
             return 3;
         });
 
-        ChildExit exit = child.Wait(Bound) ?? throw new TimeoutException("child still running");
+        ChildExit exit = child.TryWait(out ChildExit? ended, Bound) ? ended : throw new TimeoutException("child still running");
 
         Assert.Equal(3, exit.ExitCode);
         Assert.False(exit.Deadlocked);
@@ -280,7 +281,7 @@ public class ForkDeadlockTests
             return 4;
         });
 
-        ChildExit exit = child.Wait(Bound) ?? throw new TimeoutException("child still running");
+        ChildExit exit = child.TryWait(out ChildExit? ended, Bound) ? ended : throw new TimeoutException("child still running");
 
         Assert.Equal(4, exit.ExitCode);
         Assert.False(exit.Deadlocked);
@@ -302,10 +303,10 @@ public class ForkDeadlockTests
         });
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref word[1]) == 1, Bound));
 
-        Assert.Null(child.Wait(TimeSpan.FromSeconds(1.5))); // a second and a half of untimed shared waiting: left alone
+        Assert.False(child.TryWait(out _, TimeSpan.FromSeconds(1.5))); // a second and a half of untimed shared waiting: left alone
         Volatile.Write(ref *word, 1);
         Futex.WakeShared(word);
-        ChildExit exit = child.Wait(Bound) ?? throw new TimeoutException("child still running");
+        ChildExit exit = child.TryWait(out ChildExit? ended, Bound) ? ended : throw new TimeoutException("child still running");
 
         Assert.Equal(5, exit.ExitCode);
         Assert.False(exit.Deadlocked);
@@ -326,7 +327,7 @@ public class ForkDeadlockTests
         });
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref *ready) == 1, Bound));
 
-        Assert.Null(child.Wait(TimeSpan.FromSeconds(1.5)));
+        Assert.False(child.TryWait(out _, TimeSpan.FromSeconds(1.5)));
         Assert.True(Native.IsAlive(child.Pid));
     }
 
@@ -348,7 +349,7 @@ public class ForkDeadlockTests
             Kill);
         Assert.True(SpinWait.SpinUntil(() => ready.Read<int>(0) == 1, Bound));
 
-        Assert.Null(child.Wait(TimeSpan.FromSeconds(1.5)));
+        Assert.False(child.TryWait(out _, TimeSpan.FromSeconds(1.5)));
         Assert.False(child.IsDeadlockSuspected);
         child.Signal(10); // SIGUSR1: the handler posts, sem_wait returns
         ChildExit exit = child.WaitOrFail();
@@ -363,7 +364,7 @@ public class ForkDeadlockTests
         WakeLibrary wake = WakeLibrary.Instance;
         using Child child = Child.Fork(() => wake.InstallPost() != 0 || wake.BlockUsr1() != 0 ? 2 : wake.WaitPosted());
 
-        Task<ChildExit> waiting = Task.Run(child.Wait);
+        Task<ChildExit> waiting = Task.Run(() => child.Wait());
 
         Assert.IsType<ChildDeadlockSuspectedException>(Assert.Throws<AggregateException>(() => waiting.Wait(Bound)).InnerException);
         Assert.True(Native.IsAlive(child.Pid), Native.Describe(child.Pid));

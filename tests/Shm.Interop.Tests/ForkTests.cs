@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using System.Runtime.CompilerServices;
 using System.Text;
@@ -139,7 +140,7 @@ public class ForkTests
         });
         int pid = child.Pid;
 
-        Assert.Null(child.Wait(TimeSpan.FromMilliseconds(20)));
+        Assert.False(child.TryWait(out _, TimeSpan.FromMilliseconds(20)));
         Assert.True(Native.IsAlive(pid));
         child.Dispose();
         child.Dispose();
@@ -216,7 +217,7 @@ public class ForkTests
             region.AsSpan<int>()[i] = (i + 1) * 100;
             return i;
         });
-        var exits = children.WaitAll(Waits.Bound).Select(exit => exit ?? throw new TimeoutException("a child did not end")).ToArray();
+        var exits = children.WaitAllOrFail();
 
         Assert.Equal(5, children.Pids.Distinct().Count());
         Assert.Equal([0, 1, 2, 3, 4], exits.Select(e => e.ExitCode!.Value));
@@ -235,7 +236,8 @@ public class ForkTests
             }
         });
         int[] pids = [.. children.Pids];
-        Assert.All(children.WaitAll(TimeSpan.FromMilliseconds(20)), Assert.Null);
+        Assert.False(children.TryWaitAll(out IReadOnlyList<ChildExit?> exits, TimeSpan.FromMilliseconds(20)));
+        Assert.All(exits, Assert.Null);
 
         children.Dispose();
 

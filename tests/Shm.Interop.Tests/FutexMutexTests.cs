@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
 using System.Threading;
@@ -28,7 +29,7 @@ public sealed class FutexMutexTests : IDisposable
         using (mutex.Lock())
         {
         }
-        mutex.Lock(TimeSpan.FromSeconds(1));
+        mutex.TryLock(TimeSpan.FromSeconds(1));
         mutex.Unlock();
     }
 
@@ -57,7 +58,7 @@ public sealed class FutexMutexTests : IDisposable
 
             var clock = Stopwatch.StartNew();
             holder.Signal(Native.SIGKILL);
-            var abandoned = Assert.Throws<AbandonedMutexException>(() => mutex.Lock(Bound));
+            var abandoned = Assert.Throws<AbandonedMutexException>(() => mutex.TryLock(Bound));
             TimeSpan takenOver = clock.Elapsed;
 
             Assert.True(takenOver < TimeSpan.FromSeconds(1), $"round {round}: took {takenOver.TotalMilliseconds:0} ms");
@@ -91,7 +92,7 @@ public sealed class FutexMutexTests : IDisposable
             }
             return 0;
         });
-        var exits = children.WaitAll(TimeSpan.FromMinutes(2));
+        children.TryWaitAll(out IReadOnlyList<ChildExit?> exits, TimeSpan.FromMinutes(2));
 
         Assert.All(exits, exit => Assert.True(exit is { Succeeded: true }, exit?.ToString() ?? "still running"));
         Assert.Equal(400_000L, region.Read<long>(64));
@@ -130,9 +131,9 @@ public sealed class FutexMutexTests : IDisposable
 
         using (Child c = Child.Spawn(program, ["/" + name, "hold", "0"]))
         {
-            Assert.True(SpinWait.SpinUntil(() => region.Read<int>(64) == 1 || c.Wait(TimeSpan.Zero) is not null, Bound), "the C program never held the mutex");
+            Assert.True(SpinWait.SpinUntil(() => region.Read<int>(64) == 1 || c.TryWait(out _, TimeSpan.Zero), Bound), "the C program never held the mutex");
             c.Signal(Native.SIGKILL);
-            Assert.Throws<AbandonedMutexException>(() => mutex.Lock(Bound));
+            Assert.Throws<AbandonedMutexException>(() => mutex.TryLock(Bound));
             Assert.Equal(Native.SIGKILL, c.WaitOrFail().Signal);
         }
         mutex.Unlock();
@@ -185,12 +186,12 @@ public sealed class FutexMutexTests : IDisposable
         {
             Assert.Throws<LockRecursionException>(() => mutex.Lock());
             Assert.False(mutex.TryLock()); // as SharedMutex.TryLock by its owner
-            Assert.Throws<LockRecursionException>(() => mutex.Lock(TimeSpan.FromSeconds(1)));
+            Assert.Throws<LockRecursionException>(() => mutex.TryLock(TimeSpan.FromSeconds(1)));
             var other = new Thread(() =>
             {
                 Assert.Throws<SynchronizationLockException>(mutex.Unlock);
                 Assert.False(mutex.TryLock()); // held by a live thread of this process
-                Assert.False(mutex.Lock(TimeSpan.FromMilliseconds(50)));
+                Assert.False(mutex.TryLock(TimeSpan.FromMilliseconds(50)));
             });
             other.Start();
             Assert.True(other.Join(Bound));

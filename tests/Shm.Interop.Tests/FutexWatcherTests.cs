@@ -57,15 +57,15 @@ public sealed class FutexWatcherTests(ITestOutputHelper output)
         nint address = region.DangerousGetAddress();
         using var semaphore = SharedSemaphore.Create(region, 0, 0);
         using var other = SharedSemaphore.Create(region, 64, 0);
-        Task<bool> pending = semaphore.WaitAsync(Bound);
-        Task<bool> alsoPending = other.WaitAsync(Bound);
+        Task<bool> pending = semaphore.TryWaitAsync(Bound);
+        Task<bool> alsoPending = other.TryWaitAsync(Bound);
 
         region.Dispose();
 
         await Assert.ThrowsAsync<ObjectDisposedException>(() => pending.WaitAsync(TimeSpan.FromSeconds(5)));
         await Assert.ThrowsAsync<ObjectDisposedException>(() => alsoPending.WaitAsync(TimeSpan.FromSeconds(5)));
-        await Assert.ThrowsAsync<ObjectDisposedException>(() => semaphore.WaitAsync(Bound)); // a new one is refused at once
-        Assert.False(semaphore.Wait(TimeSpan.Zero)); // the semaphore itself still holds the memory until it is disposed
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => semaphore.TryWaitAsync(Bound)); // a new one is refused at once
+        Assert.False(semaphore.TryWait(TimeSpan.Zero)); // the semaphore itself still holds the memory until it is disposed
         semaphore.Dispose();
         other.Dispose();
         Assert.Null(ProcMaps.At(address));
@@ -78,8 +78,8 @@ public sealed class FutexWatcherTests(ITestOutputHelper output)
         using var region = SharedRegion.CreateAnonymous(4096);
         using var corrupted = SharedSemaphore.Create(region, 0, 0);
         using var healthy = SharedSemaphore.Create(region, 64, 0);
-        Task<bool> doomed = corrupted.WaitAsync(Bound);
-        Task<bool> fine = healthy.WaitAsync(Bound);
+        Task<bool> doomed = corrupted.TryWaitAsync(Bound);
+        Task<bool> fine = healthy.TryWaitAsync(Bound);
 
         using Child peer = Child.Fork(() => Store(region, 8, -1));
         Assert.Equal(0, peer.WaitOrFail().ExitCode);
@@ -126,7 +126,7 @@ public sealed class FutexWatcherTests(ITestOutputHelper output)
         using var semaphore = SharedSemaphore.Create(region, 0, 0);
         using Child child = Child.Fork(() =>
         {
-            Task<bool> waiting = semaphore.WaitAsync(TimeSpan.FromSeconds(5));
+            Task<bool> waiting = semaphore.TryWaitAsync(TimeSpan.FromSeconds(5));
             return waiting.IsFaulted && waiting.Exception!.InnerException is NotSupportedException ? 0 : 1;
         });
 
@@ -146,7 +146,7 @@ public sealed class FutexWatcherTests(ITestOutputHelper output)
         try
         {
             int threadsBefore = ProcStatus.Threads();
-            Task<bool>[] pending = [.. semaphores.Select(semaphore => semaphore.WaitAsync(TimeSpan.FromMinutes(5)))];
+            Task<bool>[] pending = [.. semaphores.Select(semaphore => semaphore.TryWaitAsync(TimeSpan.FromMinutes(5)))];
             int threadsDuring = ProcStatus.Threads();
             CpuOver(TimeSpan.FromMilliseconds(200)); // the shards take their words in
 
@@ -221,7 +221,7 @@ public sealed class FutexWatcherTests(ITestOutputHelper output)
                     token = cancel.Token;
                 }
                 long start = Stopwatch.GetTimestamp();
-                Task<bool> task = semaphores[which].WaitAsync(timeout, token);
+                Task<bool> task = semaphores[which].TryWaitAsync(timeout, token);
                 // Noted when the continuation runs, a little after the end: a lower bound on "not before its timeout".
                 Task<long> ended = task.ContinueWith(_ => Stopwatch.GetTimestamp(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 waits.Add((which, timeout, start, task, ended));

@@ -86,7 +86,7 @@ internal sealed class GuardedChannel : IDisposable
         {
             Volatile.Write(ref Region.As<long>(PauseAfterAt), 0);
             Ready.Set();
-            Go.Wait(TimeSpan.FromSeconds(30));
+            Go.TryWait(TimeSpan.FromSeconds(30));
         }
     }
 

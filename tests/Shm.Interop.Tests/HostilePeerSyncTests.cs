@@ -103,7 +103,7 @@ public sealed class HostilePeerSyncTests
                 : Child.Fork(() => SyncVictim.Run(region, c.Primitive, asynchronous: false, WaitTimeout));
             if (!c.Before)
             {
-                Assert.True(SpinWait.SpinUntil(() => Waiting(region, c.Primitive) || victim.Wait(TimeSpan.Zero) is not null, Bound),
+                Assert.True(SpinWait.SpinUntil(() => Waiting(region, c.Primitive) || victim.TryWait(out _, TimeSpan.Zero), Bound),
                     $"the victim never started waiting: {Native.Describe(victim.Pid)}");
                 Apply(region, c.Writes);
                 if (c.Primitive == "futex-mutex-unlock")

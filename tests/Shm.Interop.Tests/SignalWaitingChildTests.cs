@@ -125,7 +125,7 @@ public sealed unsafe class SignalWaitingChildTests(ITestOutputHelper output)
         bool suspected = false;
         while (clock.Elapsed < Lifetime)
         {
-            ChildExit? early = child.Wait(TimeSpan.FromSeconds(1));
+            child.TryWait(out ChildExit? early, TimeSpan.FromSeconds(1));
             Assert.True(early is null, $"the child ended after {clock.Elapsed.TotalMilliseconds:0} ms, before any signal: {early}");
             suspected |= child.IsDeadlockSuspected;
         }
@@ -133,7 +133,7 @@ public sealed unsafe class SignalWaitingChildTests(ITestOutputHelper output)
         output.WriteLine($"after {clock.Elapsed.TotalSeconds:0.0} s: {Native.Describe(child.Pid)}; ever suspected: {suspected}");
 
         child.Signal(signal);
-        Task<ChildExit> untimed = Task.Run(child.Wait);
+        Task<ChildExit> untimed = Task.Run(() => child.Wait());
         Assert.True(untimed.Wait(Waits.Bound), $"the untimed wait did not return: {Native.Describe(child.Pid)}");
 
         ChildExit exit = untimed.Result;

@@ -51,7 +51,7 @@ public sealed class SyncAttackTests : IDisposable
         {
             Action wake = Prepare(region, primitive, held);
             using Child victim = Worker.Spawn(["dispose-under-wait", primitive], region);
-            Assert.True(SpinWait.SpinUntil(() => region.Read<int>(Shm.Worker.Program.DisposePhaseWord) == 2 || victim.Wait(TimeSpan.Zero) is not null, Bound),
+            Assert.True(SpinWait.SpinUntil(() => region.Read<int>(Shm.Worker.Program.DisposePhaseWord) == 2 || victim.TryWait(out _, TimeSpan.Zero), Bound),
                 $"the victim never disposed under its blocked thread: {Native.Describe(victim.Pid)}");
             wake();
             ChildExit exit = victim.WaitOrFail(Bound);
@@ -95,7 +95,7 @@ public sealed class SyncAttackTests : IDisposable
                 start.SignalAndWait();
                 try
                 {
-                    return opened is SharedSemaphore semaphore ? semaphore.WaitAsync(Timeout.InfiniteTimeSpan) : ((SharedEvent)opened).WaitAsync(Timeout.InfiniteTimeSpan);
+                    return ((SharedWaitable)opened).TryWaitAsync(Timeout.InfiniteTimeSpan);
                 }
                 catch (ObjectDisposedException)
                 {
@@ -117,7 +117,7 @@ public sealed class SyncAttackTests : IDisposable
     }
 
     /// <summary>
-    /// A thread blocks in <see cref="SharedSemaphore.Wait(CancellationToken)"/> with no timeout; a peer
+    /// A thread blocks in <see cref="SharedWaitable.Wait"/> with no timeout; a peer
     /// wakes the count's sleepers without posting (as any peer may, and as a post another waiter
     /// takes first does), and the token is cancelled a moment later, swept over rounds so that
     /// some cancellations land while the woken thread is on its way back to sleep. Every wait must
@@ -227,11 +227,11 @@ public sealed class SyncAttackTests : IDisposable
             Outcome outcome;
             try
             {
-                Assert.True(SpinWait.SpinUntil(() => region.Read<int>(Shm.Worker.SyncVictim.HandshakeWord) == 1 || owner.Wait(TimeSpan.Zero) is not null, Bound),
+                Assert.True(SpinWait.SpinUntil(() => region.Read<int>(Shm.Worker.SyncVictim.HandshakeWord) == 1 || owner.TryWait(out _, TimeSpan.Zero), Bound),
                     $"the owner never locked: {Native.Describe(owner.Pid)}");
                 try
                 {
-                    outcome = mutex.Lock(TimeSpan.FromMilliseconds(500)) ? Outcome.Took : Outcome.TimedOut;
+                    outcome = mutex.TryLock(TimeSpan.FromMilliseconds(500)) ? Outcome.Took : Outcome.TimedOut;
                 }
                 catch (AbandonedMutexException)
                 {

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using System.Threading;
@@ -38,7 +39,7 @@ public sealed class SyncTests : IDisposable
 
             var clock = Stopwatch.StartNew();
             holder.Signal(Native.SIGKILL);
-            var abandoned = Assert.Throws<AbandonedMutexException>(() => mutex.Lock(Bound));
+            var abandoned = Assert.Throws<AbandonedMutexException>(() => mutex.TryLock(Bound));
             TimeSpan handedOn = clock.Elapsed;
 
             Assert.True(handedOn < TimeSpan.FromMilliseconds(100), $"round {round}: took {handedOn.TotalMilliseconds:0} ms");
@@ -72,7 +73,7 @@ public sealed class SyncTests : IDisposable
             }
             return 0;
         });
-        var exits = children.WaitAll(TimeSpan.FromMinutes(2));
+        children.TryWaitAll(out IReadOnlyList<ChildExit?> exits, TimeSpan.FromMinutes(2));
 
         Assert.All(exits, exit => Assert.True(exit is { Succeeded: true }, exit?.ToString() ?? "still running"));
         Assert.Equal(400_000L, region.Read<long>(64));
@@ -110,11 +111,11 @@ public sealed class SyncTests : IDisposable
 
         using Child waiter = Child.Fork(() =>
         {
-            bool took = semaphore.Wait(Bound);
+            bool took = semaphore.TryWait(Bound);
             done.Set();
             return took ? 0 : 1;
         });
-        Assert.False(done.Wait(TimeSpan.FromMilliseconds(200)), "the child passed before the release");
+        Assert.False(done.TryWait(TimeSpan.FromMilliseconds(200)), "the child passed before the release");
         semaphore.Release();
 
         Assert.Equal(0, waiter.WaitOrFail().ExitCode);
@@ -133,7 +134,7 @@ public sealed class SyncTests : IDisposable
         using Children waiters = Children.Fork(3, i =>
         {
             SharedEvent gate = i == 0 ? auto : manual;
-            if (!gate.Wait(Bound))
+            if (!gate.TryWait(Bound))
             {
                 return 1;
             }
@@ -141,11 +142,11 @@ public sealed class SyncTests : IDisposable
             return 0;
         });
         manual.Set();
-        Assert.True(passed.Wait(Bound) && passed.Wait(Bound), "both manual waiters passed");
-        Assert.False(passed.Wait(TimeSpan.FromMilliseconds(100)), "the auto-reset waiter passed without a set");
+        Assert.True(passed.TryWait(Bound) && passed.TryWait(Bound), "both manual waiters passed");
+        Assert.False(passed.TryWait(TimeSpan.FromMilliseconds(100)), "the auto-reset waiter passed without a set");
         auto.Set();
-        Assert.True(passed.Wait(Bound));
-        Assert.All(waiters.WaitAll(Bound), exit => Assert.Equal(0, exit!.ExitCode));
+        Assert.True(passed.TryWait(Bound));
+        Assert.All(waiters.WaitAllOrFail(), exit => Assert.Equal(0, exit.ExitCode));
         Assert.False(auto.IsSet, "an auto-reset event resets as a waiter passes");
         Assert.True(manual.IsSet);
     }
@@ -157,7 +158,7 @@ public sealed class SyncTests : IDisposable
         using var semaphore = SharedSemaphore.Create(region, 0, 0);
         var clock = Stopwatch.StartNew();
 
-        Assert.False(semaphore.Wait(TimeSpan.FromMilliseconds(100)));
+        Assert.False(semaphore.TryWait(TimeSpan.FromMilliseconds(100)));
         Assert.InRange(clock.Elapsed.TotalMilliseconds, 95, 2000);
 
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
@@ -194,7 +195,7 @@ public sealed class SyncTests : IDisposable
         using var semaphore = SharedSemaphore.Create(region, 0, 0);
         int before = ProcStatus.Threads();
 
-        Task<bool>[] waits = [.. Enumerable.Range(0, 100).Select(_ => semaphore.WaitAsync(Bound))];
+        Task<bool>[] waits = [.. Enumerable.Range(0, 100).Select(_ => semaphore.TryWaitAsync(Bound))];
         await Task.Delay(200);
         int during = ProcStatus.Threads();
         using Child releaser = Child.Fork(() =>
@@ -222,7 +223,7 @@ public sealed class SyncTests : IDisposable
             {
                 while (region.Read<int>(128) == 0)
                 {
-                    if (!ready.Wait(mutex, Bound))
+                    if (!ready.TryWait(mutex, Bound))
                     {
                         return 1;
                     }
@@ -279,7 +280,7 @@ public sealed class SyncTests : IDisposable
 
         region.Dispose();
         Assert.NotNull(ProcMaps.At(address)); // the semaphore still holds the mapping
-        Assert.True(semaphore.Wait(TimeSpan.Zero));
+        Assert.True(semaphore.TryWait(TimeSpan.Zero));
         semaphore.Dispose();
 
         Assert.Null(ProcMaps.At(address));
@@ -291,7 +292,7 @@ public sealed class SyncTests : IDisposable
         var region = SharedRegion.CreateAnonymous(4096);
         nint address = region.DangerousGetAddress();
         var semaphore = SharedSemaphore.Create(region, 0, 0);
-        Task<bool> pending = semaphore.WaitAsync(Bound);
+        Task<bool> pending = semaphore.TryWaitAsync(Bound);
         region.Dispose();
 
         semaphore.Dispose();

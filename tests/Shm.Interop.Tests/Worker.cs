@@ -67,7 +67,7 @@ internal static class Worker
         try
         {
             using Child worker = Spawn(arguments);
-            return worker.Wait(TimeSpan.FromSeconds(60)) ?? throw new TimeoutException("the worker hung");
+            return worker.TryWait(out ChildExit? exit, TimeSpan.FromSeconds(60)) ? exit : throw new TimeoutException("the worker hung");
         }
         finally
         {

@@ -77,19 +77,19 @@ public static partial class Program
         switch (waitedOn)
         {
             case SharedSemaphore semaphore:
-                return semaphore.Wait(BlockedWaitTimeout, cancellationToken);
+                return semaphore.TryWait(BlockedWaitTimeout, cancellationToken);
             case SharedEvent signal:
-                return signal.Wait(BlockedWaitTimeout, cancellationToken);
+                return signal.TryWait(BlockedWaitTimeout, cancellationToken);
             case SharedCondition condition:
                 using (conditionMutex!.Lock())
                 {
-                    while (condition.Wait(conditionMutex, BlockedWaitTimeout))
+                    while (condition.TryWait(conditionMutex, BlockedWaitTimeout))
                     {
                     }
                     return false;
                 }
             case SharedFutexMutex futexMutex:
-                return futexMutex.Lock(BlockedWaitTimeout);
+                return futexMutex.TryLock(BlockedWaitTimeout);
             default:
                 using (((SharedMutex)waitedOn).Lock())
                 {

@@ -16,7 +16,7 @@ public static partial class Program
     {
         using SharedRegion region = SharedRegion.OpenInherited();
         using SharedFutexMutex mutex = SharedFutexMutex.Open(region, SyncVictim.PrimitiveOffset);
-        if (!mutex.Lock(TimeSpan.FromSeconds(10)))
+        if (!mutex.TryLock(TimeSpan.FromSeconds(10)))
         {
             return Unexpected;
         }

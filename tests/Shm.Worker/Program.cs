@@ -167,8 +167,8 @@ public static partial class Program
         // Gone from /proc altogether: the runtime reaped them before any wait of ours.
         bool forkedGone = SpinWait.SpinUntil(() => !Native.Exists(forked.Pid), TimeSpan.FromSeconds(30));
         bool spawnedGone = SpinWait.SpinUntil(() => !Native.Exists(spawned.Pid), TimeSpan.FromSeconds(30));
-        ChildExit? a = forked.Wait(TimeSpan.FromSeconds(30));
-        ChildExit? b = spawned.Wait(TimeSpan.FromSeconds(30));
+        forked.TryWait(out ChildExit? a, TimeSpan.FromSeconds(30));
+        spawned.TryWait(out ChildExit? b, TimeSpan.FromSeconds(30));
         Console.WriteLine($"reaped by the runtime first: {forkedGone}, {spawnedGone}; forked: {a}; spawned: {b}");
 
         var group = Children.Fork(3, _ =>
@@ -222,8 +222,7 @@ public static partial class Program
             try
             {
                 Child child = Child.Spawn("/bin/true", []);
-                ChildExit? exit = child.Wait(TimeSpan.FromSeconds(30));
-                hung += exit is null ? 1 : 0;
+                hung += child.TryWait(out ChildExit? exit, TimeSpan.FromSeconds(30)) ? 0 : 1;
                 failed += exit is { StatusKnown: true, Succeeded: false } ? 1 : 0;
                 reapedElsewhere += exit?.ReapedElsewhere == true ? 1 : 0;
                 statusUnknown += exit?.StatusKnown == false ? 1 : 0;
@@ -352,7 +351,7 @@ public static partial class Program
         second.Dispose();
         bool stillOpen = File.Exists($"/proc/self/fd/{inherited}");
         using Child shell = Child.Spawn("/bin/sh", ["-c", $"test ! -e /proc/self/fd/{inherited}"]);
-        bool notPassedOn = shell.Wait(TimeSpan.FromSeconds(30))?.Succeeded == true;
+        bool notPassedOn = shell.TryWait(out ChildExit? exit, TimeSpan.FromSeconds(30)) && exit.Succeeded;
         using var third = SharedRegion.OpenInherited();
         bool stillUsable = third.Read<int>(0) == 11;
         Console.WriteLine($"shared {shared}, inherited fd still open {stillOpen}, not passed on {notPassedOn}, usable again {stillUsable}");
@@ -480,7 +479,7 @@ public static partial class Program
                 while (writer.TryWrite(new byte[500]))
                 {
                 }
-                readerSeen = writer.Write(new byte[500], TimeSpan.FromMilliseconds(300), CancellationToken.None) ? "read" : "alive";
+                readerSeen = writer.TryWrite(new byte[500], TimeSpan.FromMilliseconds(300)) ? "read" : "alive";
             }
             catch (ChannelClosedException died)
             {

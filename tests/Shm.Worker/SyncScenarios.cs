@@ -65,9 +65,9 @@ public static partial class Program
         using var cancel = new CancellationTokenSource();
 
         var clock = Stopwatch.StartNew();
-        Task<bool> timeout = timesOut.WaitAsync(TimeSpan.FromMilliseconds(300));
-        Task<bool> release = released.WaitAsync(TimeSpan.FromSeconds(30));
-        Task<bool> cancellation = cancelled.WaitAsync(TimeSpan.FromSeconds(30), cancel.Token);
+        Task<bool> timeout = timesOut.TryWaitAsync(TimeSpan.FromMilliseconds(300));
+        Task<bool> release = released.TryWaitAsync(TimeSpan.FromSeconds(30));
+        Task<bool> cancellation = cancelled.TryWaitAsync(TimeSpan.FromSeconds(30), cancel.Token);
         released.Release();
         bool releasedInTime = release.Wait(TimeSpan.FromSeconds(5)) && release.Result;
         long releasedAfter = clock.ElapsedMilliseconds;

@@ -114,12 +114,12 @@ public static class SyncVictim
             case "semaphore":
                 {
                     using SharedSemaphore semaphore = SharedSemaphore.Open(region, PrimitiveOffset);
-                    return asynchronous ? semaphore.WaitAsync(timeout).GetAwaiter().GetResult() : semaphore.Wait(timeout);
+                    return asynchronous ? semaphore.TryWaitAsync(timeout).GetAwaiter().GetResult() : semaphore.TryWait(timeout);
                 }
             case "event":
                 {
                     using SharedEvent signal = SharedEvent.Open(region, PrimitiveOffset);
-                    return asynchronous ? signal.WaitAsync(timeout).GetAwaiter().GetResult() : signal.Wait(timeout);
+                    return asynchronous ? signal.TryWaitAsync(timeout).GetAwaiter().GetResult() : signal.TryWait(timeout);
                 }
             case "condition":
                 {
@@ -127,18 +127,18 @@ public static class SyncVictim
                     using SharedCondition condition = SharedCondition.Open(region, PrimitiveOffset);
                     using (mutex.Lock())
                     {
-                        return condition.Wait(mutex, timeout);
+                        return condition.TryWait(mutex, timeout);
                     }
                 }
             case "futex-mutex":
                 {
                     using SharedFutexMutex mutex = SharedFutexMutex.Open(region, PrimitiveOffset);
-                    return mutex.Lock(timeout);
+                    return mutex.TryLock(timeout);
                 }
             case "futex-mutex-unlock":
                 {
                     using SharedFutexMutex mutex = SharedFutexMutex.Open(region, PrimitiveOffset);
-                    if (!mutex.Lock(timeout))
+                    if (!mutex.TryLock(timeout))
                     {
                         return false;
                     }

@@ -40,7 +40,7 @@ public static class TimeNamespacePeer
                 while (writer.TryWrite(new byte[500]))
                 {
                 }
-                reader = writer.Write(new byte[500], TimeSpan.FromMilliseconds(300), CancellationToken.None) ? "read a message" : "alive";
+                reader = writer.TryWrite(new byte[500], TimeSpan.FromMilliseconds(300)) ? "read a message" : "alive";
             }
             catch (ChannelClosedException closed)
             {
@@ -62,7 +62,7 @@ public static class TimeNamespacePeer
         {
             try
             {
-                silentWriter = silent.TryRead(out ReceivedMessage message, TimeSpan.FromMilliseconds(300), CancellationToken.None) ? "wrote a message" : "alive";
+                silentWriter = silent.TryRead(out ReceivedMessage message, TimeSpan.FromMilliseconds(300)) ? "wrote a message" : "alive";
             }
             catch (ChannelClosedException closed)
             {

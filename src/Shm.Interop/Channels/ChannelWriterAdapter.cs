@@ -40,7 +40,7 @@ internal sealed class ChannelWriterAdapter(SharedChannelWriter writer) : Channel
         }
         try
         {
-            await writer.WaitToWriteAsync(_refused, cancellationToken).ConfigureAwait(false);
+            await writer.WaitToWriteAsync(_refused, Deadline.Never, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (ChannelClosedException)

@@ -140,21 +140,60 @@ public sealed partial class SharedChannelReader : IMessageReader
 
     /// <summary>Takes the next message, waiting as long as it takes (spinning briefly, then parked on a shared futex).</summary>
     /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
     /// <exception cref="ChannelClosedException">The stream ended: every writer completed or died (named in the message).</exception>
+    /// <exception cref="ObjectDisposedException">The reader or its channel was disposed.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
-    public ReceivedMessage Read(CancellationToken cancellationToken = default) =>
-        TryRead(out ReceivedMessage message, Timeout.InfiniteTimeSpan, cancellationToken) ? message : throw new TimeoutException();
+    public ReceivedMessage Read(CancellationToken cancellationToken = default)
+    {
+        ReadCore(out ReceivedMessage message, Deadline.Never, cancellationToken);
+        return message;
+    }
 
     /// <summary>Takes the next message, waiting up to <paramref name="timeout"/>; false if none came.</summary>
     /// <param name="message">The message; dispose it to release it.</param>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="timeout">How long; <see cref="TimeSpan.Zero"/> to look once without waiting, <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
-    /// <exception cref="ChannelClosedException">The stream ended: every writer completed or died (named in the message).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChannelClosedException">The stream ended: every writer completed or died (named in the message).</exception>
+    /// <exception cref="ObjectDisposedException">The reader or its channel was disposed.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
-    public unsafe bool TryRead(out ReceivedMessage message, TimeSpan timeout, CancellationToken cancellationToken)
+    public bool TryRead(out ReceivedMessage message, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        ReadCore(out message, Deadline.After(timeout), cancellationToken);
+
+    /// <summary>Takes the next message, waiting up to <paramref name="timeout"/> without holding a thread; null if none came.</summary>
+    /// <param name="timeout">How long; <see cref="TimeSpan.Zero"/> to look once without waiting, <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The message (dispose it to release it), or null at the timeout.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChannelClosedException">The stream ended: every writer completed or died (named in the message).</exception>
+    /// <exception cref="ObjectDisposedException">The reader or its channel was disposed, before or during the wait.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
+    public async ValueTask<ReceivedMessage?> TryReadAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         Deadline deadline = Deadline.After(timeout);
+        while (true)
+        {
+            if (TryRead(out ReceivedMessage message))
+            {
+                return message;
+            }
+            if (CheckEnded(force: true))
+            {
+                throw Ended();
+            }
+            if (!await WaitForWriterAsync(deadline, cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>The blocking read: spins briefly, then parks on the reader's futex, looking at its writers between sleeps.</summary>
+    private unsafe bool ReadCore(out ReceivedMessage message, Deadline deadline, CancellationToken cancellationToken)
+    {
         var parker = new FutexParker(_header.ReaderSequence, _header.ReaderSleeping);
         while (true)
         {
@@ -193,7 +232,7 @@ public sealed partial class SharedChannelReader : IMessageReader
             {
                 return _deadWriters.Count == 0 ? false : throw Ended();
             }
-            await WaitForWriterAsync(cancellationToken).ConfigureAwait(false);
+            await WaitForWriterAsync(Deadline.Never, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -262,8 +301,8 @@ public sealed partial class SharedChannelReader : IMessageReader
         return false;
     }
 
-    // Parks with the process's futex watcher until a writer publishes (or every 100 ms, to look at the writers).
-    private unsafe Task<bool> WaitForWriterAsync(CancellationToken cancellationToken)
+    // Parks with the process's futex watcher until a writer publishes (or every 100 ms, to look at the writers); false at the deadline.
+    private unsafe Task<bool> WaitForWriterAsync(Deadline deadline, CancellationToken cancellationToken)
     {
         int* sequence = _header.ReaderSequence;
         int seen = Volatile.Read(ref *sequence);
@@ -271,7 +310,7 @@ public sealed partial class SharedChannelReader : IMessageReader
         {
             ThrowIfUnusable(); // disposed while registering: end the wait rather than poll for ever
             return HasMessage() || CheckEnded(force: false);
-        }, Deadline.Never, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
+        }, deadline, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

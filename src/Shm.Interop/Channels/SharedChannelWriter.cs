@@ -129,22 +129,55 @@ public sealed partial class SharedChannelWriter : IMessageWriter
         TryWrite(MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
 
     /// <summary>Writes <paramref name="message"/>, waiting as long as it takes for room (spinning briefly, then parked on a shared futex).</summary>
-    /// <param name="message">The bytes.</param>
+    /// <param name="message">Up to <see cref="MaxMessageLength"/> bytes, copied into the ring.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The message is longer than <see cref="MaxMessageLength"/> (nothing is written).</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
     /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
+    /// <exception cref="ObjectDisposedException">The writer or its channel was disposed.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
-    public unsafe void Write(ReadOnlySpan<byte> message) => Write(message, Timeout.InfiniteTimeSpan, CancellationToken.None);
+    public void Write(ReadOnlySpan<byte> message, CancellationToken cancellationToken = default) =>
+        WriteCore(message, Deadline.Never, cancellationToken);
 
     /// <summary>Writes <paramref name="message"/>, waiting up to <paramref name="timeout"/> for room; false if there was none.</summary>
-    /// <param name="message">The bytes.</param>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="message">Up to <see cref="MaxMessageLength"/> bytes, copied into the ring.</param>
+    /// <param name="timeout">How long; <see cref="TimeSpan.Zero"/> to look once without waiting, <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
-    /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The message is longer than <see cref="MaxMessageLength"/> (nothing is written), or <paramref name="timeout"/> is negative and not infinite.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
+    /// <exception cref="ObjectDisposedException">The writer or its channel was disposed.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
-    public unsafe bool Write(ReadOnlySpan<byte> message, TimeSpan timeout, CancellationToken cancellationToken)
+    public bool TryWrite(ReadOnlySpan<byte> message, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        WriteCore(message, Deadline.After(timeout), cancellationToken);
+
+    /// <summary>Writes <paramref name="message"/>, waiting up to <paramref name="timeout"/> for room without holding a thread; false if there was none.</summary>
+    /// <param name="message">Up to <see cref="MaxMessageLength"/> bytes, copied into the ring.</param>
+    /// <param name="timeout">How long; <see cref="TimeSpan.Zero"/> to look once without waiting, <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The message is longer than <see cref="MaxMessageLength"/> (nothing is written), or <paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChannelClosedException">This writer completed, the reader died, or the stream ended.</exception>
+    /// <exception cref="ObjectDisposedException">The writer or its channel was disposed, before or during the wait.</exception>
+    /// <exception cref="SharedMemoryCorruptedException">A value read from the channel is impossible.</exception>
+    public async ValueTask<bool> TryWriteAsync(ReadOnlyMemory<byte> message, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         CheckLength(message.Length);
         Deadline deadline = Deadline.After(timeout);
+        while (!TryWrite(message.Span))
+        {
+            if (!await WaitToWriteAsync(message.Length, deadline, cancellationToken).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>The blocking write: spins briefly, then parks on the lane's futex, looking at the reader between sleeps.</summary>
+    private unsafe bool WriteCore(ReadOnlySpan<byte> message, Deadline deadline, CancellationToken cancellationToken)
+    {
+        CheckLength(message.Length);
         var parker = new FutexParker(_lane.SpaceSequence, _lane.WriterSleeping);
         while (true)
         {
@@ -173,7 +206,7 @@ public sealed partial class SharedChannelWriter : IMessageWriter
         CheckLength(message.Length);
         while (!TryWrite(message.Span))
         {
-            await WaitToWriteAsync(message.Length, cancellationToken).ConfigureAwait(false);
+            await WaitToWriteAsync(message.Length, Deadline.Never, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -227,8 +260,8 @@ public sealed partial class SharedChannelWriter : IMessageWriter
         }
     }
 
-    /// <summary>Waits, parked on the process's futex watcher, until a message of <paramref name="length"/> bytes can make progress (its padding, or itself, fits).</summary>
-    internal unsafe Task<bool> WaitToWriteAsync(int length, CancellationToken cancellationToken)
+    /// <summary>Waits, parked on the process's futex watcher, until a message of <paramref name="length"/> bytes can make progress (its padding, or itself, fits); false at the deadline.</summary>
+    internal unsafe Task<bool> WaitToWriteAsync(int length, Deadline deadline, CancellationToken cancellationToken)
     {
         int* sequence = _lane.SpaceSequence;
         int seen = Volatile.Read(ref *sequence);
@@ -241,7 +274,7 @@ public sealed partial class SharedChannelWriter : IMessageWriter
             }
             ThrowIfReaderDied();
             return false;
-        }, Deadline.Never, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
+        }, deadline, cancellationToken, pollEvery: Stopwatch.Frequency / 10);
     }
 
     /// <summary>What a parked writer waits for: room for its message.</summary>

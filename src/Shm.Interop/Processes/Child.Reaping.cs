@@ -70,7 +70,7 @@ public sealed partial class Child
         }
         try
         {
-            BlockingChildWait.WaitAll(running, Interop.Deadline.After(grace), terminating: true);
+            BlockingChildWait.WaitAll(running, Deadline.After(grace), terminating: true);
         }
         catch (Exception failure)
         {

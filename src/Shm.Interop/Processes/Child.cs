@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
@@ -173,38 +174,53 @@ public sealed partial class Child : IDisposable
     }
 
     /// <summary>
-    /// Waits for the child to end and reaps it. A forked child that cannot wake without a signal is,
-    /// under <see cref="ChildDeadlockPolicy.Report"/> (the default), left running and reported by a
+    /// Waits for the child to end and reaps it. With a token that cannot be cancelled this is a wait
+    /// without a bound: a forked child that cannot wake without a signal is, under
+    /// <see cref="ChildDeadlockPolicy.Report"/> (the default), left running and reported by a
     /// <see cref="ChildDeadlockSuspectedException"/>; under <see cref="ChildDeadlockPolicy.Kill"/>,
-    /// killed and reported (<see cref="ChildExit.Deadlocked"/>).
+    /// killed and reported (<see cref="ChildExit.Deadlocked"/>). With one that can, it waits until the
+    /// token says stop (looked at every 100 ms).
     /// </summary>
-    /// <exception cref="ChildDeadlockSuspectedException">The child cannot wake without a signal (policy Report); it still runs.</exception>
+    /// <param name="cancellationToken">Stops waiting (the child keeps running).</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChildDeadlockSuspectedException">The child cannot wake without a signal (policy Report, a token that cannot be cancelled); it still runs.</exception>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
     /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
-    public ChildExit Wait() => Wait(Timeout.InfiniteTimeSpan)!;
+    /// <exception cref="ShmException"><c>waitid</c> or <c>poll</c> failed.</exception>
+    public ChildExit Wait(CancellationToken cancellationToken = default)
+    {
+        ThrowIfUnusable();
+        return BlockingChildWait.WaitAll([this], Deadline.Never, cancellationToken)[0]!;
+    }
 
     /// <summary>
-    /// Waits up to <paramref name="timeout"/> for the child to end; null if it is still running. With
-    /// <see cref="Timeout.InfiniteTimeSpan"/> this is <see cref="Wait()"/>; with a bound, a child that
-    /// cannot wake without a signal is waited for like any other under <see cref="ChildDeadlockPolicy.Report"/>
-    /// (see <see cref="IsDeadlockSuspected"/> afterwards), and killed under <see cref="ChildDeadlockPolicy.Kill"/>.
+    /// Waits up to <paramref name="timeout"/> for the child to end; false (and <paramref name="exit"/>
+    /// null) if it is still running. With a bound, a child that cannot wake without a signal is waited
+    /// for like any other under <see cref="ChildDeadlockPolicy.Report"/> (see
+    /// <see cref="IsDeadlockSuspected"/> afterwards), and killed under <see cref="ChildDeadlockPolicy.Kill"/>;
+    /// with <see cref="Timeout.InfiniteTimeSpan"/> this is <see cref="Wait"/>.
     /// </summary>
-    /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="exit">How it ended, once it did.</param>
+    /// <param name="timeout">How long; <see cref="TimeSpan.Zero"/> to look once without waiting, <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting (the child keeps running).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
-    /// <exception cref="ChildDeadlockSuspectedException">Only without a bound: as <see cref="Wait()"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChildDeadlockSuspectedException">Only without a bound: as <see cref="Wait"/>.</exception>
     /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
     /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
-    public ChildExit? Wait(TimeSpan timeout)
+    /// <exception cref="ShmException"><c>waitid</c> or <c>poll</c> failed.</exception>
+    public bool TryWait([NotNullWhen(true)] out ChildExit? exit, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        Deadline deadline = Interop.Deadline.After(timeout);
+        Deadline deadline = Deadline.After(timeout);
         ThrowIfUnusable();
-        return BlockingChildWait.WaitAll([this], deadline)[0];
+        exit = BlockingChildWait.WaitAll([this], deadline, cancellationToken)[0];
+        return exit is not null;
     }
 
     /// <summary>
     /// Waits for the child to end without blocking a thread: one watcher thread serves every
     /// asynchronous wait of the process, through an epoll set of pidfds. With a token that cannot be
-    /// cancelled this is a wait without a bound: as <see cref="Wait()"/>, the task faults with
+    /// cancelled this is a wait without a bound: as <see cref="Wait"/>, the task faults with
     /// <see cref="ChildDeadlockSuspectedException"/> for a child that cannot wake without a signal
     /// (policy Report). With one that can, it waits until the token says stop.
     /// </summary>
@@ -215,6 +231,23 @@ public sealed partial class Child : IDisposable
     {
         ThrowIfUnusable();
         return AsyncChildWatcher.WaitAsync(this, cancellationToken);
+    }
+
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for the child to end, without blocking a thread; null if
+    /// it is still running then. As <see cref="TryWait"/> for a child that cannot wake without a signal.
+    /// </summary>
+    /// <param name="timeout">How long; <see cref="TimeSpan.Zero"/> to look once without waiting, <see cref="Timeout.InfiniteTimeSpan"/> for ever (then this is <see cref="WaitAsync"/>).</param>
+    /// <param name="cancellationToken">Stops waiting (the child keeps running).</param>
+    /// <returns>How the child ended, or null at the timeout.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="ObjectDisposedException">The child was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Called in a forked child on a sibling it inherited.</exception>
+    public Task<ChildExit?> TryWaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        Deadline deadline = Deadline.After(timeout);
+        ThrowIfUnusable();
+        return AsyncChildWatcher.TryWaitAsync(this, deadline, cancellationToken);
     }
 
     /// <summary>Sends <paramref name="signal"/> to the child, through its pidfd (nothing if it ended already).</summary>

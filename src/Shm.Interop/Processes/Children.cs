@@ -46,32 +46,38 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     public Child this[int index] => _children[index];
 
     /// <summary>
-    /// Waits for every child and reaps it; exits by index. Children that cannot wake without a signal
-    /// are, under <see cref="ChildDeadlockPolicy.Kill"/>, killed and reported (<see cref="ChildExit.Deadlocked"/>);
+    /// Waits for every child and reaps it; exits by index. With a token that cannot be cancelled this
+    /// is a wait without a bound: children that cannot wake without a signal are, under
+    /// <see cref="ChildDeadlockPolicy.Kill"/>, killed and reported (<see cref="ChildExit.Deadlocked"/>);
     /// under <see cref="ChildDeadlockPolicy.Report"/> (the default) the wait throws
     /// <see cref="ChildDeadlockSuspectedException"/> once every child still running is one of them
     /// (the others were reaped; a later wait returns their exits), leaving them running.
     /// </summary>
-    /// <exception cref="ChildDeadlockSuspectedException">Every child still running cannot wake without a signal (policy Report).</exception>
+    /// <param name="cancellationToken">Stops waiting (the children keep running); looked at every 100 ms.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChildDeadlockSuspectedException">Every child still running cannot wake without a signal (policy Report, a token that cannot be cancelled).</exception>
     /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
-    public IReadOnlyList<ChildExit> WaitAll() => WaitAll(Timeout.InfiniteTimeSpan).Select(exit => exit!).ToArray();
+    /// <exception cref="ShmException"><c>waitid</c> or <c>poll</c> failed.</exception>
+    public IReadOnlyList<ChildExit> WaitAll(CancellationToken cancellationToken = default) =>
+        WaitAllCore(Deadline.Never, cancellationToken).Select(exit => exit!).ToArray();
 
     /// <summary>
-    /// Waits up to <paramref name="timeout"/> in all; by index, null for children still running. With
-    /// <see cref="Timeout.InfiniteTimeSpan"/> this is <see cref="WaitAll()"/>.
+    /// Waits up to <paramref name="timeout"/> in all for every child; true if all ended. With
+    /// <see cref="Timeout.InfiniteTimeSpan"/> this is <see cref="WaitAll"/>.
     /// </summary>
-    /// <param name="timeout">The total time to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="exits">By index, how each child ended, null for those still running.</param>
+    /// <param name="timeout">The total time; <see cref="TimeSpan.Zero"/> to look once without waiting, <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting (the children keep running).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
-    /// <exception cref="ChildDeadlockSuspectedException">Only without a bound: as <see cref="WaitAll()"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ChildDeadlockSuspectedException">Only without a bound: as <see cref="WaitAll"/>.</exception>
     /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
-    public IReadOnlyList<ChildExit?> WaitAll(TimeSpan timeout)
+    /// <exception cref="ShmException"><c>waitid</c> or <c>poll</c> failed.</exception>
+    public bool TryWaitAll(out IReadOnlyList<ChildExit?> exits, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        Deadline deadline = Deadline.After(timeout);
-        foreach (Child child in _children)
-        {
-            child.ThrowIfUnusable();
-        }
-        return BlockingChildWait.WaitAll(_children, deadline);
+        ChildExit?[] all = WaitAllCore(Deadline.After(timeout), cancellationToken);
+        exits = all;
+        return Array.TrueForAll(all, exit => exit is not null);
     }
 
     /// <summary>
@@ -81,8 +87,29 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     /// <see cref="ChildDeadlockSuspectedException"/> once the other children ended.
     /// </summary>
     /// <param name="cancellationToken">Stops waiting (the children keep running).</param>
+    /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
     public async Task<IReadOnlyList<ChildExit>> WaitAllAsync(CancellationToken cancellationToken = default) =>
         await Task.WhenAll(_children.Select(child => child.WaitAsync(cancellationToken))).ConfigureAwait(false);
+
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> in all for every child, without blocking a thread; null if
+    /// some child still runs then (each child's <see cref="Child.Exit"/> tells which ended).
+    /// </summary>
+    /// <param name="timeout">The total time; <see cref="TimeSpan.Zero"/> to look once without waiting, <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting (the children keep running).</param>
+    /// <returns>The exits by index, or null at the timeout.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="ObjectDisposedException">The group or one of its children was disposed.</exception>
+    public async Task<IReadOnlyList<ChildExit>?> TryWaitAllAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        Deadline deadline = Deadline.After(timeout);
+        foreach (Child child in _children)
+        {
+            child.ThrowIfUnusable();
+        }
+        ChildExit?[] exits = await Task.WhenAll(_children.Select(child => AsyncChildWatcher.TryWaitAsync(child, deadline, cancellationToken))).ConfigureAwait(false);
+        return Array.TrueForAll(exits, exit => exit is not null) ? Array.ConvertAll(exits, exit => exit!) : null;
+    }
 
     /// <summary>Terminates (SIGTERM, one shared grace period, SIGKILL) and reaps every child not yet reaped. Twice does nothing.</summary>
     public void Dispose() => Child.TerminateAll(_children);
@@ -91,4 +118,13 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
     public IEnumerator<Child> GetEnumerator() => ((IEnumerable<Child>)_children).GetEnumerator();
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private ChildExit?[] WaitAllCore(Deadline deadline, CancellationToken cancellationToken)
+    {
+        foreach (Child child in _children)
+        {
+            child.ThrowIfUnusable();
+        }
+        return BlockingChildWait.WaitAll(_children, deadline, cancellationToken);
+    }
 }

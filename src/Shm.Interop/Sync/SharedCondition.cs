@@ -4,10 +4,11 @@ using System.Threading;
 namespace Shm.Interop;
 
 /// <summary>
-/// A condition variable in shared memory, used with a <see cref="SharedMutex"/>: <see cref="Wait(SharedMutex, TimeSpan)"/>
-/// unlocks the mutex, sleeps until <see cref="Signal"/> or <see cref="Broadcast"/> (or the timeout),
-/// and locks it again. As with every condition variable, wake-ups may be spurious: wait in a loop
-/// that checks the condition under the mutex.
+/// A condition variable in shared memory, used with a <see cref="SharedMutex"/>: <see cref="Wait"/>
+/// unlocks the mutex, sleeps until <see cref="Signal"/> or <see cref="Broadcast"/> (or the timeout of
+/// <see cref="TryWait"/>, or the token), and locks it again. As with every condition variable,
+/// wake-ups may be spurious: wait in a loop that checks the condition under the mutex. There is no
+/// asynchronous wait: the mutex is owned per thread, and an <c>await</c> may resume on another.
 /// </summary>
 public sealed unsafe class SharedCondition : SharedPrimitive
 {
@@ -42,23 +43,49 @@ public sealed unsafe class SharedCondition : SharedPrimitive
 
     /// <summary>Unlocks <paramref name="mutex"/>, waits for a signal, and locks it again.</summary>
     /// <param name="mutex">Held by this thread.</param>
+    /// <param name="cancellationToken">Stops waiting; the mutex is locked again before <see cref="OperationCanceledException"/> leaves, as on every return.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="mutex"/> is null.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled (this thread holds the mutex again).</exception>
+    /// <exception cref="SynchronizationLockException">This thread does not hold <paramref name="mutex"/>.</exception>
     /// <exception cref="AbandonedMutexException">Relocking found the mutex's owner dead: this thread owns it, consistent.</exception>
-    public void Wait(SharedMutex mutex) => Wait(mutex, Timeout.InfiniteTimeSpan);
+    /// <exception cref="SharedMemoryCorruptedException">The shared waiter count is impossible (the mutex is still held).</exception>
+    /// <exception cref="ObjectDisposedException">This object was disposed.</exception>
+    public void Wait(SharedMutex mutex, CancellationToken cancellationToken = default) => WaitCore(mutex, Deadline.Never, cancellationToken);
 
     /// <summary>Unlocks <paramref name="mutex"/>, waits up to <paramref name="timeout"/> for a signal, and locks it again; false if it timed out.</summary>
     /// <param name="mutex">Held by this thread.</param>
     /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting; the mutex is locked again before <see cref="OperationCanceledException"/> leaves, as on every return.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="mutex"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled (this thread holds the mutex again).</exception>
     /// <exception cref="SynchronizationLockException">This thread does not hold <paramref name="mutex"/>.</exception>
     /// <exception cref="AbandonedMutexException">Relocking found the mutex's owner dead: this thread owns it, consistent.</exception>
-    public bool Wait(SharedMutex mutex, TimeSpan timeout)
+    /// <exception cref="SharedMemoryCorruptedException">The shared waiter count is impossible (the mutex is still held).</exception>
+    /// <exception cref="ObjectDisposedException">This object was disposed.</exception>
+    public bool TryWait(SharedMutex mutex, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        WaitCore(mutex, Deadline.After(timeout), cancellationToken);
+
+    /// <summary>Wakes one waiter.</summary>
+    public void Signal() => Wake(1);
+
+    /// <summary>Wakes every waiter.</summary>
+    public void Broadcast() => Wake(int.MaxValue);
+
+    /// <summary>
+    /// Unlocks, sleeps once until the sequence moves, the deadline or (a cancellable wait, in slices
+    /// of at most 100 ms) the token, and locks again. One sleep, as a condition variable may wake
+    /// spuriously: the caller's loop checks its condition under the mutex.
+    /// </summary>
+    private bool WaitCore(SharedMutex mutex, Deadline deadline, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(mutex);
         ThrowIfDisposed();
-        Deadline deadline = Deadline.After(timeout);
         bool signalled;
         using (PinMapping()) // the sleep below outlasts a Dispose of this object and its region: the words stay mapped until it has left
         {
-            int sequence = Volatile.Read(ref Words[SequenceWord]);
+            int* word = &Words[SequenceWord];
+            int sequence = Volatile.Read(ref *word);
             int waiters = Interlocked.Increment(ref Words[WaitersWord]);
             try
             {
@@ -67,10 +94,19 @@ public sealed unsafe class SharedCondition : SharedPrimitive
                     throw Corrupted("waiter count", WaitersWord, waiters - 1, "0 or more"); // still holding the mutex, as on entry
                 }
                 mutex.Unlock();
-                // One sleep, no loop: any change of the sequence (or a spurious wake) returns, as a
-                // condition variable may; the caller's loop checks its condition under the mutex.
-                SleepWhile(&Words[SequenceWord], sequence, deadline);
-                signalled = Volatile.Read(ref Words[SequenceWord]) != sequence || !deadline.HasPassed;
+                if (!cancellationToken.CanBeCanceled)
+                {
+                    SleepWhile(word, sequence, deadline);
+                }
+                else
+                {
+                    using CancellationTokenRegistration wake = FutexParker.WakeOnCancel(word, cancellationToken);
+                    while (Volatile.Read(ref *word) == sequence && !deadline.HasPassed && !cancellationToken.IsCancellationRequested)
+                    {
+                        SleepWhile(word, sequence, deadline.SliceFor(cancellationToken));
+                    }
+                }
+                signalled = Volatile.Read(ref *word) != sequence || !deadline.HasPassed;
             }
             finally
             {
@@ -78,14 +114,9 @@ public sealed unsafe class SharedCondition : SharedPrimitive
             }
         }
         mutex.Lock();
+        cancellationToken.ThrowIfCancellationRequested();
         return signalled;
     }
-
-    /// <summary>Wakes one waiter.</summary>
-    public void Signal() => Wake(1);
-
-    /// <summary>Wakes every waiter.</summary>
-    public void Broadcast() => Wake(int.MaxValue);
 
     private void Wake(int count)
     {

@@ -8,7 +8,8 @@ namespace Shm.Interop;
 /// An event in shared memory, on a shared futex: auto-reset (each <see cref="Set"/> lets one waiter
 /// through) or manual-reset (<see cref="Set"/> lets every waiter through until <see cref="Reset"/>),
 /// like <see cref="EventWaitHandle"/>, which .NET cannot share between processes on Linux.
-/// <see cref="WaitAsync(TimeSpan, CancellationToken)"/> holds no thread while it waits.
+/// It has the waits every <see cref="SharedWaitable"/> has (a token on each, a timeout on the Try
+/// forms, no thread held by the asynchronous ones).
 /// </summary>
 /// <remarks>
 /// Layout after the header: the signal (0 or 1), the number of waiters, the mode (0 auto-reset, 1
@@ -16,7 +17,7 @@ namespace Shm.Interop;
 /// mode, or a negative waiter count, is reported as <see cref="SharedMemoryCorruptedException"/>
 /// (nothing is written), and waits still end by their timeout.
 /// </remarks>
-public sealed unsafe class SharedEvent : SharedPrimitive
+public sealed unsafe class SharedEvent : SharedWaitable
 {
     private const int SignalledWord = 2;
     private const int WaitersWord = 3;
@@ -24,6 +25,10 @@ public sealed unsafe class SharedEvent : SharedPrimitive
 
     private SharedEvent(SharedRegion region, long offset, bool create, TimeSpan timeout, Action<nint>? initialise)
         : base(region, offset, PrimitiveKind.SharedEvent, create, timeout, initialise) { }
+
+    private protected override int SignalIndex => SignalledWord;
+
+    private protected override int WaitersIndex => WaitersWord;
 
     /// <summary>Initialises a new event at <paramref name="offset"/> (64 zeroed bytes, 8-byte aligned).</summary>
     /// <param name="region">A writable region other processes map.</param>
@@ -104,47 +109,6 @@ public sealed unsafe class SharedEvent : SharedPrimitive
         }
     }
 
-    /// <summary>Waits, as long as it takes.</summary>
-    public void Wait() => Wait(Timeout.InfiniteTimeSpan, CancellationToken.None);
-
-    /// <summary>Waits until it succeeds or <paramref name="cancellationToken"/> is cancelled.</summary>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public void Wait(CancellationToken cancellationToken) => Wait(Timeout.InfiniteTimeSpan, cancellationToken);
-
-    /// <summary>Waits up to <paramref name="timeout"/>; false if no signal came.</summary>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
-    public bool Wait(TimeSpan timeout) => Wait(timeout, CancellationToken.None);
-
-    /// <summary>Waits up to <paramref name="timeout"/>, on a shared futex; false if no signal came.</summary>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken) =>
-        WaitWhileZero(SignalledWord, WaitersWord, TryTake, timeout, cancellationToken);
-
-    /// <summary>Waits without holding a thread, as long as it takes.</summary>
-    public Task WaitAsync() => WaitAsync(Timeout.InfiniteTimeSpan, CancellationToken.None);
-
-    /// <summary>Waits without holding a thread, until it succeeds or <paramref name="cancellationToken"/> is cancelled.</summary>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    public Task WaitAsync(CancellationToken cancellationToken) => WaitAsync(Timeout.InfiniteTimeSpan, cancellationToken);
-
-    /// <summary>Waits without holding a thread, up to <paramref name="timeout"/>; false if no signal came.</summary>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
-    public Task<bool> WaitAsync(TimeSpan timeout) => WaitAsync(timeout, CancellationToken.None);
-
-    /// <summary>
-    /// Waits without holding a thread, up to <paramref name="timeout"/>: one watcher thread serves
-    /// every asynchronous wait of the process (futex_waitv). False if no signal came.
-    /// </summary>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-        WatchWhileZero(SignalledWord, WaitersWord, TryTake, timeout, cancellationToken);
-
-    private protected override void OnDispose() => FutexWatcher.Abandon(this);
-
     private EventResetMode ReadMode()
     {
         int mode = Volatile.Read(ref Words[ModeWord]);
@@ -160,7 +124,7 @@ public sealed unsafe class SharedEvent : SharedPrimitive
     }
 
     // Auto-reset: passing consumes the signal; manual-reset: it stays. False only when it was read as 0.
-    private bool TryTake()
+    private protected override bool TryTake()
     {
         EventResetMode mode = ReadMode();
         int waiters = Volatile.Read(ref Words[WaitersWord]);

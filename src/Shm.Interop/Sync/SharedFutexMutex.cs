@@ -109,45 +109,62 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
     }
 
     /// <summary>Locks, waiting as long as it takes; dispose the result (or call <see cref="Unlock"/>) to release.</summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="OperationCanceledException">Cancelled before the lock was taken.</exception>
     /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now.</exception>
     /// <exception cref="LockRecursionException">This thread holds it already.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A shared word is impossible.</exception>
-    public Releaser Lock()
+    /// <exception cref="ObjectDisposedException">This object was disposed, before or during the wait.</exception>
+    public Releaser Lock(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
+        cancellationToken.ThrowIfCancellationRequested();
         ThreadIdentity.Self self = ThreadIdentity.Current;
         if (!TryTakeFree(self))
         {
-            LockSlowly(self, Deadline.Never, trying: false);
+            LockSlowly(self, Deadline.Never, trying: false, cancellationToken);
         }
         return new Releaser(this);
     }
 
     /// <summary>
     /// Locks if it is free now, or if its owner is dead (then <see cref="AbandonedMutexException"/>);
-    /// false if a live owner holds it, this thread included (as <see cref="SharedMutex.TryLock"/>).
+    /// false if a live owner holds it, this thread included (as <see cref="SharedMutex.TryLock()"/>).
     /// Finding it held costs a look at the owner (a system call, and a read of its <c>/proc</c> entry).
     /// </summary>
     /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now.</exception>
     /// <exception cref="SharedMemoryCorruptedException">A shared word is impossible.</exception>
+    /// <exception cref="ObjectDisposedException">This object was disposed.</exception>
     public bool TryLock()
     {
         ThrowIfDisposed();
         ThreadIdentity.Self self = ThreadIdentity.Current;
-        return TryTakeFree(self) || LockSlowly(self, Deadline.At(Stopwatch.GetTimestamp()), trying: true);
+        return TryTakeFree(self) || LockSlowly(self, Deadline.At(Stopwatch.GetTimestamp()), trying: true, CancellationToken.None);
     }
 
-    /// <summary>Locks, waiting up to <paramref name="timeout"/> (on the monotonic clock); false if it timed out.</summary>
-    /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <summary>
+    /// Locks, waiting up to <paramref name="timeout"/> (on the monotonic clock); false if it timed out.
+    /// Unlike <see cref="Lock"/> it returns no releaser: the caller unlocks (<see cref="Unlock"/>) when it got the lock.
+    /// </summary>
+    /// <param name="timeout">How long; <see cref="TimeSpan.Zero"/> to look once without waiting (as <see cref="TryLock()"/>), <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled before the lock was taken.</exception>
     /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now.</exception>
-    /// <exception cref="LockRecursionException">This thread holds it already.</exception>
+    /// <exception cref="LockRecursionException">This thread holds it already (and <paramref name="timeout"/> is not zero).</exception>
     /// <exception cref="SharedMemoryCorruptedException">A shared word is impossible.</exception>
-    public bool Lock(TimeSpan timeout)
+    /// <exception cref="ObjectDisposedException">This object was disposed, before or during the wait.</exception>
+    public bool TryLock(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        ThrowIfDisposed();
         Deadline deadline = Deadline.After(timeout);
+        ThrowIfDisposed();
+        cancellationToken.ThrowIfCancellationRequested();
+        if (timeout == TimeSpan.Zero)
+        {
+            return TryLock();
+        }
         ThreadIdentity.Self self = ThreadIdentity.Current;
-        return TryTakeFree(self) || LockSlowly(self, deadline, trying: false);
+        return TryTakeFree(self) || LockSlowly(self, deadline, trying: false, cancellationToken);
     }
 
     /// <summary>Unlocks.</summary>
@@ -215,10 +232,11 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
     /// Once it sleeps the memory stays mapped, and a slice that ends after this object was disposed
     /// throws <see cref="ObjectDisposedException"/>.
     /// </summary>
-    private bool LockSlowly(ThreadIdentity.Self self, Deadline deadline, bool trying)
+    private bool LockSlowly(ThreadIdentity.Self self, Deadline deadline, bool trying, CancellationToken cancellationToken)
     {
         bool slept = false;
         SafeHandleLease pin = default;
+        CancellationTokenRegistration wakeOnCancel = default;
         int spins = 0;
         int watched = 0;
         long nextCheck = 0;
@@ -273,9 +291,11 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
                     Thread.SpinWait(1);
                     continue;
                 }
+                cancellationToken.ThrowIfCancellationRequested();
                 if (!pin.IsHeld)
                 {
                     pin = PinMapping(); // before the first sleep: a shutdown may dispose this object and its region under it
+                    wakeOnCancel = FutexParker.WakeOnCancel(Word, cancellationToken); // its sleeps last at most until the next look at the owner, 100 ms
                 }
                 if (word > 0 && Interlocked.CompareExchange(ref *Word, word | Sleepers, word) != word)
                 {
@@ -288,6 +308,7 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
         }
         finally
         {
+            wakeOnCancel.Dispose();
             pin.Dispose();
         }
     }

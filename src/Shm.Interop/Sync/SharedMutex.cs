@@ -25,7 +25,8 @@ namespace Shm.Interop;
 /// makes it consistent).</para>
 /// <para><b>Ownership is per thread.</b> Unlocking from a thread that does not own it, including a
 /// continuation after an <c>await</c>, throws <see cref="SynchronizationLockException"/>; locking it
-/// again from the owning thread throws <see cref="LockRecursionException"/>.</para>
+/// again from the owning thread throws <see cref="LockRecursionException"/>. So there is no
+/// <c>LockAsync</c>: an <c>await</c> may resume on another thread, which could not unlock.</para>
 /// </remarks>
 public sealed unsafe class SharedMutex : SharedPrimitive
 {
@@ -82,58 +83,96 @@ public sealed unsafe class SharedMutex : SharedPrimitive
     }
 
     /// <summary>Locks, waiting as long as it takes; dispose the result (or call <see cref="Unlock"/>) to release.</summary>
+    /// <param name="cancellationToken">Stops waiting; a blocked wait looks at it every 100 ms.</param>
+    /// <exception cref="OperationCanceledException">Cancelled before the lock was taken.</exception>
     /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now, and it is consistent.</exception>
     /// <exception cref="LockRecursionException">This thread holds it already.</exception>
-    public Releaser Lock()
+    /// <exception cref="ObjectDisposedException">This object was disposed, before or during the wait.</exception>
+    public Releaser Lock(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
+        cancellationToken.ThrowIfCancellationRequested();
         // A try first, without a GC transition: the uncontended case never blocks.
         int error = Libc.pthread_mutex_trylock_fast(Mutex);
         if (error == LinuxErrno.EBUSY)
         {
             using (PinMapping())
             {
-                error = LeaveIfDisposed(Libc.pthread_mutex_lock(Mutex));
+                error = cancellationToken.CanBeCanceled
+                    ? TimedLock(Deadline.Never, cancellationToken)
+                    : LeaveIfDisposed(Libc.pthread_mutex_lock(Mutex));
             }
         }
         Check(error, "pthread_mutex_lock");
         return new Releaser(this);
     }
 
-    /// <summary>Locks if it is free now; false if another owner holds it.</summary>
+    /// <summary>Locks if it is free now; false if another owner holds it (this thread included).</summary>
     /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now, and it is consistent.</exception>
+    /// <exception cref="ObjectDisposedException">This object was disposed.</exception>
     public bool TryLock()
     {
         ThrowIfDisposed();
         return Check(Libc.pthread_mutex_trylock_fast(Mutex), "pthread_mutex_trylock");
     }
 
-    /// <summary>Locks, waiting up to <paramref name="timeout"/> (on the monotonic clock); false if it timed out.</summary>
-    /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <summary>
+    /// Locks, waiting up to <paramref name="timeout"/> (on the monotonic clock); false if it timed out.
+    /// Unlike <see cref="Lock"/> it returns no releaser: the caller unlocks (<see cref="Unlock"/>) when it got the lock.
+    /// </summary>
+    /// <param name="timeout">How long; <see cref="TimeSpan.Zero"/> to look once without waiting (as <see cref="TryLock()"/>), <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="cancellationToken">Stops waiting; a blocked wait looks at it every 100 ms.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled before the lock was taken.</exception>
     /// <exception cref="AbandonedMutexException">The previous owner died holding it: you own it now, and it is consistent.</exception>
-    public bool Lock(TimeSpan timeout)
+    /// <exception cref="LockRecursionException">This thread holds it already (and <paramref name="timeout"/> is not zero).</exception>
+    /// <exception cref="ObjectDisposedException">This object was disposed, before or during the wait.</exception>
+    public bool TryLock(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        ThrowIfDisposed();
         Deadline deadline = Deadline.After(timeout);
-        if (deadline.IsNever)
-        {
-            Lock();
-            return true;
-        }
+        ThrowIfDisposed();
+        cancellationToken.ThrowIfCancellationRequested();
         // As Lock: a try first, so only a wait that may block pays for holding the mapping.
         int error = Libc.pthread_mutex_trylock_fast(Mutex);
-        if (error != LinuxErrno.EBUSY)
+        if (error != LinuxErrno.EBUSY || timeout == TimeSpan.Zero)
         {
             return Check(error, "pthread_mutex_trylock");
         }
         using SafeHandleLease pin = PinMapping();
-        if (Libc.pthread_mutex_clocklock is not null)
+        if (deadline.IsNever && !cancellationToken.CanBeCanceled)
         {
-            Libc.TimeSpec until = deadline.ToTimeSpec(Libc.CLOCK_MONOTONIC);
-            return Check(LeaveIfDisposed(Libc.pthread_mutex_clocklock(Mutex, Libc.CLOCK_MONOTONIC, &until)), "pthread_mutex_clocklock");
+            return Check(LeaveIfDisposed(Libc.pthread_mutex_lock(Mutex)), "pthread_mutex_lock");
         }
-        Libc.TimeSpec wall = deadline.ToTimeSpec(Libc.CLOCK_REALTIME); // glibc before 2.30
-        return Check(LeaveIfDisposed(Libc.pthread_mutex_timedlock(Mutex, &wall)), "pthread_mutex_timedlock");
+        return Check(TimedLock(deadline, cancellationToken), Libc.pthread_mutex_clocklock is not null ? "pthread_mutex_clocklock" : "pthread_mutex_timedlock");
+    }
+
+    /// <summary>
+    /// Under <see cref="SharedPrimitive.PinMapping"/>: waits for the lock until <paramref name="deadline"/>,
+    /// in slices of at most 100 ms when the token can be cancelled (glibc's wait cannot be woken for it).
+    /// The last attempt's error, ETIMEDOUT once the deadline passed, through <see cref="LeaveIfDisposed"/>.
+    /// </summary>
+    private int TimedLock(Deadline deadline, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Deadline until = deadline.SliceFor(cancellationToken);
+            int error;
+            if (Libc.pthread_mutex_clocklock is not null)
+            {
+                Libc.TimeSpec monotonic = until.ToTimeSpec(Libc.CLOCK_MONOTONIC);
+                error = Libc.pthread_mutex_clocklock(Mutex, Libc.CLOCK_MONOTONIC, &monotonic);
+            }
+            else
+            {
+                Libc.TimeSpec wall = until.ToTimeSpec(Libc.CLOCK_REALTIME); // glibc before 2.30
+                error = Libc.pthread_mutex_timedlock(Mutex, &wall);
+            }
+            if (error != LinuxErrno.ETIMEDOUT || deadline.HasPassed)
+            {
+                return LeaveIfDisposed(error);
+            }
+        }
     }
 
     /// <summary>

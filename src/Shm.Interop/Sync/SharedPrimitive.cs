@@ -177,82 +177,6 @@ public abstract unsafe class SharedPrimitive : IDisposable
     private static int VersionOf(PrimitiveKind kind) => PrimitiveKinds.LayoutVersion(kind);
 
     /// <summary>
-    /// The blocking wait of semaphores and events: sleeps on word <paramref name="index"/> (a shared
-    /// futex) while it is 0, until <paramref name="tryTake"/> succeeds, the deadline passes or the
-    /// token is cancelled (its callback wakes the word's sleepers, who look again; a cancellable wait
-    /// also sleeps in slices of at most 100 ms, for a wake that came just before its sleep). Every
-    /// pass checks the deadline, and <paramref name="tryTake"/> refuses impossible values with
-    /// <see cref="SharedMemoryCorruptedException"/>, so a word a peer keeps non-zero cannot make it spin.
-    /// Once it sleeps, the memory stays mapped (<see cref="PinMapping"/>), and a wake-up after this
-    /// object was disposed ends it with <see cref="ObjectDisposedException"/>.
-    /// </summary>
-    private protected bool WaitWhileZero(int index, int waitersIndex, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        ThrowIfDisposed();
-        Deadline deadline = Deadline.After(timeout);
-        cancellationToken.ThrowIfCancellationRequested();
-        if (tryTake())
-        {
-            return true;
-        }
-        if (timeout == TimeSpan.Zero)
-        {
-            return false;
-        }
-        int* word = &Words[index];
-        using SafeHandleLease pin = PinMapping();
-        Interlocked.Increment(ref Words[waitersIndex]);
-        try
-        {
-            using CancellationTokenRegistration wakeOnCancel = cancellationToken.CanBeCanceled
-                ? cancellationToken.UnsafeRegister(static state => Libc.FutexWake((int*)(nint)state!, int.MaxValue), (nint)word)
-                : default;
-            while (true)
-            {
-                if (tryTake())
-                {
-                    return true;
-                }
-                cancellationToken.ThrowIfCancellationRequested();
-                if (deadline.HasPassed)
-                {
-                    return false;
-                }
-                // The token's wake is lost if it comes between the check above and the sleep (the
-                // word did not change): a cancellable wait sleeps in slices, so it sees that within one.
-                SleepWhile(word, 0, cancellationToken.CanBeCanceled ? deadline.AtMost(CancellableSliceTicks) : deadline);
-                ThrowIfDisposed();
-            }
-        }
-        finally
-        {
-            Interlocked.Decrement(ref Words[waitersIndex]);
-        }
-    }
-
-    /// <summary>
-    /// The asynchronous wait of semaphores and events, on the futex watcher (see <see cref="WaitWhileZero"/>
-    /// for <paramref name="tryTake"/>). A Dispose that runs while the wait is being registered may look
-    /// for this object's waits (to end them) before this one is there: so once it is, disposal is
-    /// looked at again, and the wait ended then if need be. With a full fence on each side (Dispose's
-    /// exchange, the barrier here), one of the two sees the other.
-    /// </summary>
-    private protected Task<bool> WatchWhileZero(int index, int waitersIndex, Func<bool> tryTake, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        ThrowIfDisposed();
-        Task<bool> waiting = FutexWatcher.Wait(this, _region.SafeMappingHandle, &Words[index], &Words[waitersIndex], tryTake, Deadline.After(timeout), cancellationToken);
-        if (!waiting.IsCompleted)
-        {
-            Interlocked.MemoryBarrier();
-            if (IsDisposed)
-            {
-                FutexWatcher.Abandon(this);
-            }
-        }
-        return waiting;
-    }
-
-    /// <summary>
     /// Holds the region's mapping for a thread about to sleep in this primitive: a shutdown may
     /// dispose this object and its region meanwhile, and the munmap must wait until the sleeper has
     /// woken and left (else its next look at the word, or its token's wake, reaches unmapped memory).
@@ -280,9 +204,6 @@ public abstract unsafe class SharedPrimitive : IDisposable
     /// <summary>An impossible value in word <paramref name="index"/> of this primitive, for <see cref="SharedMemoryCorruptedException"/>.</summary>
     private protected SharedMemoryCorruptedException Corrupted(string field, int index, long value, string expected) =>
         new($"{Kind} {field}", Offset + (index * sizeof(int)), value, expected);
-
-    /// <summary>The longest a cancellable blocking wait sleeps before it looks at its token again (100 ms).</summary>
-    private static readonly long CancellableSliceTicks = System.Diagnostics.Stopwatch.Frequency / 10;
 
     /// <summary>The default time Open waits for a primitive another process is initialising.</summary>
     private protected static readonly TimeSpan DefaultInitialisationTimeout = TimeSpan.FromSeconds(5);

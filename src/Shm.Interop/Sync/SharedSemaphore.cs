@@ -6,20 +6,20 @@ namespace Shm.Interop;
 
 /// <summary>
 /// A counting semaphore in shared memory, on a shared futex: any process mapping the region may
-/// release it or wait on it. Waits take a timeout and a <see cref="CancellationToken"/>;
-/// <see cref="WaitAsync(TimeSpan, CancellationToken)"/> holds no thread while it waits.
+/// release it or wait on it, with the waits every <see cref="SharedWaitable"/> has (a token on each,
+/// a timeout on the Try forms, no thread held by the asynchronous ones).
 /// </summary>
 /// <remarks>
 /// Layout after the header: the count, the number of waiters (so a release makes a system call only
 /// when someone sleeps), the maximum. A semaphore has no owner, so a process that dies after taking a
 /// count does not give it back: a waiter that depends on a peer should bound its wait, or cancel it
-/// when the peer ends (<see cref="Child.WaitAsync"/>).
+/// when the peer ends (<see cref="Child.WaitAsync"/> gives that moment).
 /// <para>Every operation reads the shared words once and checks them: a count below 0 or above the
 /// maximum, a maximum of 0 or less, or a negative waiter count (values no process following the
 /// protocol writes) is reported as <see cref="SharedMemoryCorruptedException"/>, and waits still end
 /// by their timeout.</para>
 /// </remarks>
-public sealed unsafe class SharedSemaphore : SharedPrimitive
+public sealed unsafe class SharedSemaphore : SharedWaitable
 {
     private const int CountWord = 2;
     private const int WaitersWord = 3;
@@ -27,6 +27,10 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
 
     private SharedSemaphore(SharedRegion region, long offset, bool create, TimeSpan timeout, Action<nint>? initialise)
         : base(region, offset, PrimitiveKind.SharedSemaphore, create, timeout, initialise) { }
+
+    private protected override int SignalIndex => CountWord;
+
+    private protected override int WaitersIndex => WaitersWord;
 
     /// <summary>Initialises a new semaphore at <paramref name="offset"/> (64 zeroed bytes, 8-byte aligned).</summary>
     /// <param name="region">A writable region other processes map.</param>
@@ -67,45 +71,6 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
     /// <exception cref="SharedMemoryCorruptedException">The shared count or maximum is impossible.</exception>
     public int CurrentCount => ReadCount(ReadMaximum());
 
-    /// <summary>Waits, as long as it takes.</summary>
-    public void Wait() => Wait(Timeout.InfiniteTimeSpan, CancellationToken.None);
-
-    /// <summary>Waits until it succeeds or <paramref name="cancellationToken"/> is cancelled.</summary>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public void Wait(CancellationToken cancellationToken) => Wait(Timeout.InfiniteTimeSpan, cancellationToken);
-
-    /// <summary>Waits up to <paramref name="timeout"/>; false if no count came.</summary>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
-    public bool Wait(TimeSpan timeout) => Wait(timeout, CancellationToken.None);
-
-    /// <summary>Waits up to <paramref name="timeout"/>, on a shared futex; false if no count came.</summary>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken) =>
-        WaitWhileZero(CountWord, WaitersWord, TryTake, timeout, cancellationToken);
-
-    /// <summary>Waits without holding a thread, as long as it takes.</summary>
-    public Task WaitAsync() => WaitAsync(Timeout.InfiniteTimeSpan, CancellationToken.None);
-
-    /// <summary>Waits without holding a thread, until it succeeds or <paramref name="cancellationToken"/> is cancelled.</summary>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    public Task WaitAsync(CancellationToken cancellationToken) => WaitAsync(Timeout.InfiniteTimeSpan, cancellationToken);
-
-    /// <summary>Waits without holding a thread, up to <paramref name="timeout"/>; false if no count came.</summary>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
-    public Task<bool> WaitAsync(TimeSpan timeout) => WaitAsync(timeout, CancellationToken.None);
-
-    /// <summary>
-    /// Waits without holding a thread, up to <paramref name="timeout"/>: one watcher thread serves
-    /// every asynchronous wait of the process (futex_waitv). False if no count came.
-    /// </summary>
-    /// <param name="timeout">How long; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-        WatchWhileZero(CountWord, WaitersWord, TryTake, timeout, cancellationToken);
-
     /// <summary>Adds <paramref name="releaseCount"/> and wakes as many waiters; returns the count before.</summary>
     /// <param name="releaseCount">At least 1.</param>
     /// <exception cref="SemaphoreFullException">The count would pass the maximum (nothing is added).</exception>
@@ -135,8 +100,6 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
         }
     }
 
-    private protected override void OnDispose() => FutexWatcher.Abandon(this);
-
     private int ReadMaximum()
     {
         int maximum = Volatile.Read(ref Words[MaximumWord]);
@@ -150,7 +113,7 @@ public sealed unsafe class SharedSemaphore : SharedPrimitive
     }
 
     // False only when the count was read as 0; a lost race reads again (someone else took or gave).
-    private bool TryTake()
+    private protected override bool TryTake()
     {
         int maximum = ReadMaximum();
         int waiters = Volatile.Read(ref Words[WaitersWord]);

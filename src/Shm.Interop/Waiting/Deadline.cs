@@ -17,6 +17,9 @@ internal readonly struct Deadline
     /// <summary>The longest a single sleep is asked to last (about 73 years): the kernel's timespec holds more, the arithmetic here does not.</summary>
     private const long MaximumSleepNanoseconds = long.MaxValue / 4;
 
+    /// <summary>The longest a cancellable blocking wait sleeps before it looks at its token again: 100 ms.</summary>
+    private static readonly long CancellationSliceTicks = Stopwatch.Frequency / 10;
+
     private readonly long _timestamp;
 
     private Deadline(long timestamp) => _timestamp = timestamp;
@@ -75,6 +78,14 @@ internal readonly struct Deadline
 
     /// <summary>This deadline, or <paramref name="ticks"/> from now if that comes first: a sleep in slices.</summary>
     public Deadline AtMost(long ticks) => Or(AfterTicks(ticks));
+
+    /// <summary>
+    /// The end of one sleep of a blocking wait with <paramref name="cancellationToken"/>: this deadline,
+    /// or at most 100 ms from now if the token can be cancelled. A token's callback wakes the sleeper,
+    /// but the wake is lost if it comes between the wait's last look and its sleep: the slice bounds that.
+    /// </summary>
+    public Deadline SliceFor(CancellationToken cancellationToken) =>
+        cancellationToken.CanBeCanceled ? AtMost(CancellationSliceTicks) : this;
 
     /// <summary>
     /// The same moment as an absolute time on <paramref name="clock"/> (CLOCK_MONOTONIC for futexes

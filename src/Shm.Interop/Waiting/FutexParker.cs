@@ -81,6 +81,16 @@ internal unsafe ref struct FutexParker
         }
     }
 
+    /// <summary>
+    /// Makes <paramref name="cancellationToken"/>'s cancellation wake every sleeper on <paramref name="word"/>
+    /// (who then looks at its token); nothing for a token that cannot be cancelled. Dispose it before
+    /// the word may be unmapped.
+    /// </summary>
+    public static CancellationTokenRegistration WakeOnCancel(int* word, CancellationToken cancellationToken) =>
+        cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static state => Libc.FutexWake((int*)(nint)state!, int.MaxValue), (nint)word)
+            : default;
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Wake(int* sequence)
     {
@@ -93,9 +103,7 @@ internal unsafe ref struct FutexParker
     {
         int seen = Volatile.Read(ref *_sequence);
         Interlocked.Exchange(ref *_sleeping, 1);
-        using CancellationTokenRegistration wake = cancellationToken.CanBeCanceled
-            ? cancellationToken.UnsafeRegister(static state => Libc.FutexWake((int*)(nint)state!, int.MaxValue), (nint)_sequence)
-            : default;
+        using CancellationTokenRegistration wake = WakeOnCancel(_sequence, cancellationToken);
         try
         {
             if (condition.IsMet)

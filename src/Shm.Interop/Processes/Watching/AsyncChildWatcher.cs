@@ -16,7 +16,7 @@ namespace Shm.Interop;
 /// so, and otherwise fails the waits that have no bound (a token that cannot be cancelled) instead of
 /// leaving them pending for ever.
 /// </summary>
-internal static unsafe class AsyncChildWatcher
+internal static class AsyncChildWatcher
 {
     private const int MaxEvents = 64;
 
@@ -63,6 +63,43 @@ internal static unsafe class AsyncChildWatcher
         return waiter.Task;
     }
 
+    /// <summary>
+    /// <see cref="WaitAsync"/> with a bound: null if the child still runs at <paramref name="deadline"/>.
+    /// The bound is a token of its own, linked to the caller's, so the wait counts as bounded (a child
+    /// that cannot wake is waited for to the bound, as any other); a bound past what a timer holds
+    /// (about 24 days in milliseconds) is waited in turns.
+    /// </summary>
+    public static async Task<ChildExit?> TryWaitAsync(Child child, Deadline deadline, CancellationToken cancellationToken)
+    {
+        if (deadline.IsNever)
+        {
+            return await WaitAsync(child, cancellationToken).ConfigureAwait(false);
+        }
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (child.TryReap() is ChildExit exit)
+            {
+                return exit;
+            }
+            long remaining = deadline.Timestamp - Stopwatch.GetTimestamp();
+            if (remaining <= 0)
+            {
+                return null; // a timeout of zero: looked once
+            }
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bound.CancelAfter(Deadline.Milliseconds(remaining));
+            try
+            {
+                return await WaitAsync(child, bound.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The bound (or a turn of it) passed: look once more, then go on or give up.
+            }
+        }
+    }
+
     private static Watched Watch(Child child)
     {
         var watched = new Watched(child, s_nextTag++);
@@ -80,7 +117,7 @@ internal static unsafe class AsyncChildWatcher
     }
 
     /// <summary>Stops watching: takes the pidfd out of the set before releasing our reference on it. Call under <see cref="Gate"/>.</summary>
-    private static void Unwatch(Watched watched)
+    private static unsafe void Unwatch(Watched watched)
     {
         if (!ByChild.Remove(watched.Child))
         {
@@ -129,13 +166,13 @@ internal static unsafe class AsyncChildWatcher
         new Thread(Loop) { IsBackground = true, Name = "Shm child watcher" }.Start();
     }
 
-    private static void Wake()
+    private static unsafe void Wake()
     {
         ulong one = 1;
         Libc.write(s_wake, &one, sizeof(ulong));
     }
 
-    private static void Loop()
+    private static unsafe void Loop()
     {
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * Libc.EpollEventSize));
         long nextSample = 0;

@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using System.Threading;
 
 namespace Shm.Interop;
 
@@ -12,19 +13,21 @@ namespace Shm.Interop;
 /// </summary>
 internal static class BlockingChildWait
 {
+
     /// <summary>
     /// By index: how each child ended, or null for those still running at <paramref name="deadline"/>.
-    /// Without a deadline (<see cref="long.MaxValue"/>), and unless <paramref name="terminating"/>,
+    /// Without a deadline and a token that can be cancelled, and unless <paramref name="terminating"/>,
     /// throws <see cref="ChildDeadlockSuspectedException"/> once every child still running is one
-    /// that cannot wake without a signal: the wait could never end (the others were reaped).
+    /// that cannot wake without a signal: the wait could never end (the others were reaped). A token
+    /// that can be cancelled is looked at every 100 ms at least.
     /// <paramref name="terminating"/>: the children were sent SIGTERM; those found stuck are killed at once.
     /// </summary>
-    public static unsafe ChildExit?[] WaitAll(IReadOnlyList<Child> children, Deadline deadline, bool terminating = false)
+    public static unsafe ChildExit?[] WaitAll(IReadOnlyList<Child> children, Deadline deadline, CancellationToken cancellationToken = default, bool terminating = false)
     {
         var exits = new ChildExit?[children.Count];
         var pending = new List<int>(children.Count);
         var added = new bool[children.Count];
-        bool untimed = deadline.IsNever && !terminating;
+        bool untimed = deadline.IsNever && !cancellationToken.CanBeCanceled && !terminating;
         try
         {
             for (int i = 0; i < children.Count; i++)
@@ -49,13 +52,14 @@ internal static class BlockingChildWait
                 {
                     return exits;
                 }
+                cancellationToken.ThrowIfCancellationRequested();
                 for (int k = 0; k < pending.Count; k++)
                 {
                     Child child = children[pending[k]];
                     forked |= child.IsForked;
                     fds[k] = new Libc.PollFd { Fd = (int)child.Handle.DangerousGetHandle(), Events = Libc.POLLIN };
                 }
-                Deadline until = forked ? deadline.Or(Deadline.At(nextSample)) : deadline;
+                Deadline until = (forked ? deadline.Or(Deadline.At(nextSample)) : deadline).SliceFor(cancellationToken);
                 fixed (Libc.PollFd* pollFds = fds)
                 {
                     if (Libc.poll(pollFds, (nuint)pending.Count, until.ToPollMilliseconds(now)) < 0 && Marshal.GetLastPInvokeError() != LinuxErrno.EINTR)

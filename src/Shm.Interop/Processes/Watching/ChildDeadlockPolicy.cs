@@ -11,7 +11,7 @@ public enum ChildDeadlockPolicy
 {
     /// <summary>
     /// The default: never kill such a child for it. Waits with a bound run to their bound as for any
-    /// running child; waits without one (<see cref="Child.Wait()"/>, <see cref="Children.WaitAll()"/>,
+    /// running child; waits without one (<see cref="Child.Wait"/>, <see cref="Children.WaitAll"/>,
     /// and <see cref="Child.WaitAsync"/> or <see cref="Children.WaitAllAsync"/> with a token that
     /// cannot be cancelled) throw <see cref="ChildDeadlockSuspectedException"/> instead of hanging,
     /// and leave the child running for you to decide: dispose it (kill), signal it, or wait again

@@ -5,7 +5,7 @@ namespace Shm.Interop;
 /// <summary>
 /// A forked child deadlocked in the runtime and was killed (<see cref="ChildDeadlockPolicy.Kill"/>):
 /// thrown where a failure must be loud, e.g. by the F# nursery at the end of a <c>shm { }</c> block.
-/// <see cref="Child.Wait()"/> itself reports it in <see cref="ChildExit.Deadlocked"/> instead. Under
+/// <see cref="Child.Wait"/> itself reports it in <see cref="ChildExit.Deadlocked"/> instead. Under
 /// the default policy such a child is not killed; see <see cref="ChildDeadlockSuspectedException"/>.
 /// </summary>
 public sealed class ChildDeadlockedException : Exception
