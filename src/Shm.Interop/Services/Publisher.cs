@@ -619,6 +619,7 @@ public sealed unsafe partial class Publisher : IDisposable
         {
             throw Corrupt("subscriber queue missed count", queue + ServiceLayout.Missed, missed, "0 or more", s);
         }
+        Volatile.Write(ref *(long*)(queue + ServiceLayout.First), _published + 1); // before anything is pushed for it
         return new Target { Attached = true, Generation = generation, DropOldest = policy == 1, Head = head, TailSeen = tail, Missed = missed };
     }
 

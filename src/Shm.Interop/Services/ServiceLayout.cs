@@ -60,6 +60,8 @@ namespace Shm.Interop;
  * QUEUE (p, s): a ring of descriptors from publisher p to subscriber s. QueueStride = align64(128 + 16 x capacity).
  *    0 u64 head         (publisher)        8 u64 missed (publisher: entries it took back, drop oldest)
  *   16 u32 cleaned      (publisher: the generation of subscriber s whose references it has cleared)
+ *   24 u64 first        (publisher: the sequence of the first sample it delivered to this generation of s;
+ *                        0 until it looked at s; a subscriber taking the slot sets tail = head, missed = first = 0)
  *   64 u64 tail         (compare-and-swap: the subscriber pops; the publisher takes the oldest back)
  *  128 entries: u32 offset of the sample in pool p, u32 length, u32 sequence (low 32 bits), u32 generation of s
  *
@@ -86,9 +88,11 @@ namespace Shm.Interop;
  *   bit (an atomic and); a publisher sleeping for space is woken.
  * - Reclaim: the publisher frees records from its pool's tail whose mask is 0 and which have left the
  *   history window (sequence <= published - depth) while no subscriber pins its history.
- * - History: a subscriber that joins sets its bit in the publisher's pins, reads `published`, takes each
- *   record of the window whose check and sequence match and whose mask lacks its bit (one with its bit
- *   came through its queue) by setting its bit, then clears its pin. A pinned window cannot be reclaimed.
+ * - History: a subscriber that joins sets its bit in the publisher's pins, reads `published` and then
+ *   `first` of its queue, takes each record of the window older than `first` (newer ones come through
+ *   its queue) whose check and sequence match by setting its bit, then clears its pin. A pinned window
+ *   cannot be reclaimed. So a late joiner receives the history, then the queue, with nothing twice; and
+ *   Sample.Missed is the gap in sequences since the last sample (or since `first`): exact.
  * - Dead or departed subscriber s: its slot goes from attached to dead (whoever sees it dead) or departed
  *   (its own dispose, after releasing what it held), and `membership` moves. Each live publisher, at its
  *   next publish or wait, clears bit s in every record of its own pool and its pins (only the publisher
@@ -172,6 +176,7 @@ internal static class ServiceLayout
     public const int Head = 0;
     public const int Missed = 8;
     public const int Cleaned = 16;
+    public const int First = 24;
     public const int Tail = 64;
 
     // Record.

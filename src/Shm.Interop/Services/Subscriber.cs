@@ -108,6 +108,7 @@ public sealed unsafe partial class Subscriber : IDisposable
                 }
                 Volatile.Write(ref *(long*)(queue + ServiceLayout.Tail), head);
                 Volatile.Write(ref *(long*)(queue + ServiceLayout.Missed), 0);
+                Volatile.Write(ref *(long*)(queue + ServiceLayout.First), 0);
                 _tails[p] = head;
             }
             if (Interlocked.CompareExchange(ref *(ulong*)_slot, _owner, attaching) != attaching)
@@ -190,10 +191,11 @@ public sealed unsafe partial class Subscriber : IDisposable
         {
             if (TryPop(p, out byte* record, out long sequence, out uint generation))
             {
-                long missed = _publisherGenerations[p] == generation && _lastSequences[p] > 0 ? sequence - _lastSequences[p] - 1 : 0;
+                long previous = _publisherGenerations[p] == generation && _lastSequences[p] > 0 ? _lastSequences[p] : FirstDelivered(p) - 1;
+                long missed = sequence - previous - 1;
                 if (missed < 0 || (!_dropOldest && missed != 0))
                 {
-                    throw Corrupt("sample sequence", record + ServiceLayout.Sequence, sequence, $"after {_lastSequences[p]}, the last sample of this publisher received{(_dropOldest ? "" : ", with none between (block)")}", p);
+                    throw Corrupt("sample sequence", record + ServiceLayout.Sequence, sequence, $"{previous + 1}{(_dropOldest ? " or later" : "")}: the next sample of this publisher (after {previous})", p);
                 }
                 _publisherGenerations[p] = generation;
                 _lastSequences[p] = sequence;
@@ -375,6 +377,14 @@ public sealed unsafe partial class Subscriber : IDisposable
         }
     }
 
+    /// <summary>The sequence of the first sample publisher <paramref name="p"/> delivered to this subscriber (read once a sample of it came).</summary>
+    private long FirstDelivered(int p)
+    {
+        byte* at = _service.Queue(p, Index) + ServiceLayout.First;
+        long first = Volatile.Read(ref *(long*)at);
+        return first >= 1 ? first : throw Corrupt("subscriber queue first sequence", at, first, "1 or more once a sample was delivered", p);
+    }
+
     private long ReadTail(int p, byte* queue)
     {
         long tail = Volatile.Read(ref *(long*)(queue + ServiceLayout.Tail));
@@ -411,8 +421,16 @@ public sealed unsafe partial class Subscriber : IDisposable
                 {
                     throw Corrupt("publisher published count", slot + ServiceLayout.Published, published, "0 or more", p);
                 }
+                // Read after `published`: 0 means the publisher had not yet looked at this subscriber then, so
+                // everything up to `published` is history; otherwise, samples from `first` on come through the queue.
+                long first = Volatile.Read(ref *(long*)(_service.Queue(p, Index) + ServiceLayout.First));
+                if (first < 0)
+                {
+                    throw Corrupt("subscriber queue first sequence", _service.Queue(p, Index) + ServiceLayout.First, first, "0 or more", p);
+                }
+                long last = first == 0 ? published : Math.Min(published, first - 1);
                 byte* ring = _service.HistoryRing(p);
-                for (long sequence = Math.Max(1, published - depth + 1); sequence <= published; sequence++)
+                for (long sequence = Math.Max(1, published - depth + 1); sequence <= last; sequence++)
                 {
                     byte* entry = ring + ((sequence - 1) % depth * ServiceLayout.DescriptorBytes);
                     long before = Volatile.Read(ref *(long*)(entry + 8));
