@@ -237,6 +237,20 @@ public sealed unsafe partial class Publisher : IDisposable
         }
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _loanSize);
+        int* publishing = (int*)(_slot + ServiceLayout.Publishing);
+        int started = Interlocked.Increment(ref *publishing); // odd, and a full fence before membership is read
+        try
+        {
+            PublishCore(length);
+        }
+        finally
+        {
+            Volatile.Write(ref *publishing, started + 1);
+        }
+    }
+
+    private void PublishCore(int length)
+    {
         if (_service.Segment.Membership != _membership)
         {
             Rescan();

@@ -50,6 +50,8 @@ namespace Shm.Interop;
  *    0 u64 owner        8 u32 generation (bumped by every publisher that takes the slot)
  *   16 u64 pool head    24 u64 pool tail   (byte positions, published by the publisher for walkers; it keeps its own)
  *   32 u64 published    samples published so far: the last sequence, and the history ring's head
+ *   40 u32 publishing   odd while a publish is in flight (incremented with a full fence before it reads
+ *                       `membership`, again when its descriptors are pushed)
  *   64 u32 space sequence (futex: bumped by a subscriber that frees room while the publisher sleeps)
  *   68 u32 sleeping     128 u64 history pins (bit s: subscriber s is taking samples from this history)
  *
@@ -93,12 +95,18 @@ namespace Shm.Interop;
  *   its queue) whose check and sequence match by setting its bit, then clears its pin. A pinned window
  *   cannot be reclaimed. So a late joiner receives the history, then the queue, with nothing twice; and
  *   Sample.Missed is the gap in sequences since the last sample (or since `first`): exact.
- * - Dead or departed subscriber s: its slot goes from attached to dead (whoever sees it dead) or departed
- *   (its own dispose, after releasing what it held), and `membership` moves. Each live publisher, at its
- *   next publish or wait, clears bit s in every record of its own pool and its pins (only the publisher
- *   may: it alone reclaims, so no record changes under it), and writes the subscriber's generation to
- *   `cleaned` of queue (p, s). Pools of dead publishers are cleared the same way by the holder of the
- *   cleanup lock. The slot is free again once every publisher slot is free, attaching, or has cleaned it.
+ * - Dead subscriber s: its slot goes from attached to dead (whoever sees it dead) and `membership` moves.
+ *   Each live publisher, at its next publish or wait, clears bit s in every record of its own pool and
+ *   its pins (only the publisher may: it alone reclaims, so no record changes under it), and writes the
+ *   subscriber's generation to `cleaned` of queue (p, s). Pools of dead publishers are cleared the same
+ *   way by the holder of the cleanup lock. The slot is free again once every publisher slot is free,
+ *   attaching, or has cleaned it.
+ * - Departing subscriber s (its dispose): releases what it holds and what is queued, marks its slot
+ *   departed and moves `membership`; then, for each attached publisher, waits (up to 1 s) for a publish
+ *   in flight to end (`publishing` even or moved on: any later publish reads the new membership and
+ *   delivers nothing more), drains its queue again and writes `cleaned` itself. So a subscriber that
+ *   leaves frees its slot without waiting for idle publishers; one it could not wait for is cleaned by
+ *   that publisher as for a dead subscriber.
  * - Dead publisher p: its unpublished loan is simply never published; its samples are delivered and
  *   released normally. A new publisher takes the slot, under the cleanup lock, once every mask in the
  *   pool is 0 and no pin is held, and starts the pool afresh with a new generation.
@@ -163,6 +171,7 @@ internal static class ServiceLayout
     public const int PoolHead = 16;
     public const int PoolTail = 24;
     public const int Published = 32;
+    public const int Publishing = 40;
     public const int SpaceSequence = 64;
     public const int PublisherSleeping = 68;
     public const int HistoryPins = 128;

@@ -539,12 +539,61 @@ public sealed unsafe partial class Subscriber : IDisposable
         }
         finally
         {
-            Interlocked.CompareExchange(ref *(ulong*)_slot, OwnerWord.WithState(_owner, OwnerWord.Departed), _owner);
-            _service.Segment.BumpMembership();
+            if (Interlocked.CompareExchange(ref *(ulong*)_slot, OwnerWord.WithState(_owner, OwnerWord.Departed), _owner) == _owner)
+            {
+                _service.Segment.BumpMembership();
+                CleanAfterLeaving();
+            }
             for (int p = 0; p < _layout.MaxPublishers; p++)
             {
                 PublishSubscribeService.Wake(_service.PublisherSlot(p), ServiceLayout.SpaceSequence, ServiceLayout.PublisherSleeping); // a block publisher waiting for this queue
             }
+        }
+    }
+
+    /// <summary>
+    /// After the slot says departed: for each attached publisher, waits for a publish in flight to end
+    /// (any later one reads the new membership and delivers nothing here), drains what it pushed, and
+    /// says this generation is cleaned, so the slot is free without waiting for that publisher to publish
+    /// again. A publisher that does not finish within 1 s, or dies, is left to clean it itself.
+    /// </summary>
+    private void CleanAfterLeaving()
+    {
+        long deadline = ServiceInterop.Deadline(TimeSpan.FromSeconds(1));
+        for (int p = 0; p < _layout.MaxPublishers; p++)
+        {
+            try
+            {
+                byte* slot = _service.PublisherSlot(p);
+                ulong owner = _service.ReadOwner(slot, "publisher", p);
+                if (OwnerWord.StateOf(owner) != OwnerWord.Attached)
+                {
+                    continue;
+                }
+                int* publishing = (int*)(slot + ServiceLayout.Publishing);
+                int seen = Volatile.Read(ref *publishing);
+                while ((seen & 1) != 0 && Volatile.Read(ref *publishing) == seen)
+                {
+                    if (Stopwatch.GetTimestamp() >= deadline || Volatile.Read(ref *(ulong*)slot) != owner || !ServiceInterop.IsAlive(OwnerWord.PidOf(owner), OwnerWord.StartOf(owner)))
+                    {
+                        goto next; // its publisher cleans this slot when it next looks
+                    }
+                    Thread.Sleep(1);
+                }
+                while (TryPop(p, out byte* record, out _, out _))
+                {
+                    Unreference(p, record);
+                }
+                if (Volatile.Read(ref *(ulong*)slot) == owner)
+                {
+                    Volatile.Write(ref *(uint*)(_service.Queue(p, Index) + ServiceLayout.Cleaned), _generation);
+                }
+            }
+            catch (SharedMemoryCorruptedException)
+            {
+                // Left to the publisher, as for a dead subscriber.
+            }
+        next:;
         }
     }
 

@@ -181,6 +181,24 @@ public sealed class PublishSubscribeTests : IDisposable
     }
 
     [Fact]
+    public void A_subscriber_that_leaves_frees_its_slot_at_once_though_the_publisher_is_idle()
+    {
+        using var service = PublishSubscribeService.Create(_names.Unique(), new PublishSubscribeConfig { MaxSubscribers = 1 });
+        using Publisher idle = service.CreatePublisher();
+        Payloads.Publish(idle, 0, 0, 100);
+
+        for (int i = 0; i < 5; i++)
+        {
+            using Subscriber subscriber = service.CreateSubscriber(); // the one slot, taken again and again
+            Payloads.Publish(idle, 0, i + 1, 100);
+            Assert.True(subscriber.TryReceive(out Sample sample));
+            sample.Dispose();
+        }
+        using Subscriber last = service.CreateSubscriber();
+        Assert.False(last.TryReceive(out _));
+    }
+
+    [Fact]
     public async Task Asynchronous_receive_and_loan_wait_without_a_thread_and_end_when_disposed()
     {
         string name = _names.Unique();
