@@ -395,9 +395,10 @@ internal sealed unsafe class ServiceSegment
             return;
         }
         int* retired = (int*)(Base + ServiceLayout.Retired);
-        if (Interlocked.CompareExchange(ref *retired, 1, 0) != 0)
+        int seen = Volatile.Read(ref *retired);
+        if (seen == 1 || Interlocked.CompareExchange(ref *retired, 1, seen) != seen)
         {
-            return; // another leaver decides
+            return; // another leaver decides (a value other than 0 or 1 was written by a peer: the last leaver still removes the name)
         }
         if (AnyoneLive())
         {
