@@ -679,7 +679,8 @@ static inline long shm_channel_read(char *channel, void *buffer, uint32_t size)
  *           80 u64 pool bytes (multiple of 4096, >= (history + 2) records of max payload, <= 2^31),
  *           88 u32 queue capacity (power of two 1-65536), 92 u32 history depth (0-65536),
  *           96 u32 default overflow policy (0 block, 1 drop oldest), 128 u32 membership (bumped on every slot change)
- * owner word  bits 56-63 state (0 free: the whole word 0; 1 attaching, 2 attached, 3 dead, 4 departed),
+ * owner word  bits 56-63 state (0 free: the whole word 0; 1 attaching, 2 attached, 3 dead, 4 departed,
+ *           5 leaving: a subscriber clearing its own references, which publishers neither deliver to nor sweep),
  *           bits 32-55 pid, bits 0-31 low 32 bits of the process start time (field 22 of /proc/PID/stat,
  *           clock ticks, less the reader's boot-time offset from /proc/self/timens_offsets)
  * publisher slot  0 owner, 8 u32 generation, 16 u64 pool head, 24 u64 pool tail, 32 u64 published (last
@@ -788,6 +789,7 @@ static inline long shm_channel_read(char *channel, void *buffer, uint32_t size)
 #define SHM_SVC_ATTACHED 2
 #define SHM_SVC_DEAD 3
 #define SHM_SVC_DEPARTED 4
+#define SHM_SVC_LEAVING 5
 
 #define SHM_SVC_BLOCK 0
 #define SHM_SVC_DROP_OLDEST 1
@@ -911,7 +913,7 @@ static inline int shm_svc_valid_owner_(uint64_t word)
 {
     int state = shm_svc_state_of_(word);
     int32_t pid = shm_svc_pid_of_(word);
-    return word == 0 || (state >= SHM_SVC_ATTACHING && state <= SHM_SVC_DEPARTED && pid > 0 && pid < 4194304);
+    return word == 0 || (state >= SHM_SVC_ATTACHING && state <= SHM_SVC_LEAVING && pid > 0 && pid < 4194304);
 }
 
 /* 0 only when the kernel says the owner is gone: no such process, a zombie, or another start time (one tick apart counts as the same). */
@@ -1129,7 +1131,6 @@ static inline int shm_svc_rescan_(struct shm_publisher *p)
 {
     struct shm_service *s = p->service;
     uint32_t membership = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), __ATOMIC_SEQ_CST);
-    uint64_t gone = 0;
     p->attached_count = 0;
     for (uint32_t i = 0; i < s->max_subscribers; i++) {
         char *slot = shm_svc_subscriber_slot_(s, i);
@@ -1158,7 +1159,11 @@ static inline int shm_svc_rescan_(struct shm_publisher *p)
             continue;
         }
         t->attached = 0;
-        gone |= (uint64_t)1 << i;
+        if (state == SHM_SVC_LEAVING && !shm_svc_alive_(owner)
+            && __atomic_compare_exchange_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, uint64_t), &owner, shm_svc_with_state_(owner, SHM_SVC_DEAD), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            state = SHM_SVC_DEAD; /* it died clearing its own references: they are this publisher's to clear */
+            __atomic_add_fetch(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
+        }
         uint32_t *cleaned = SHM_SVC_WORD(shm_svc_queue_(s, p->index, i), SHM_SVC_CLEANED, uint32_t);
         if ((state == SHM_SVC_DEAD || state == SHM_SVC_DEPARTED) && __atomic_load_n(cleaned, __ATOMIC_ACQUIRE) != generation) {
             uint64_t bit = (uint64_t)1 << i;
@@ -1168,10 +1173,11 @@ static inline int shm_svc_rescan_(struct shm_publisher *p)
                 uint64_t was = __atomic_fetch_and(SHM_SVC_WORD(p->pool + r->position % s->pool_bytes, SHM_SVC_MASK, uint64_t), ~bit, __ATOMIC_SEQ_CST);
                 if (!shm_svc_mask_ok_(s, was)) return shm_svc_corrupt_(p);
             }
+            /* its pin too, before `cleaned`: a new subscriber in the slot pins only after it */
+            if (s->history_depth > 0) __atomic_fetch_and(SHM_SVC_WORD(p->slot, SHM_SVC_HISTORY_PINS, uint64_t), ~bit, __ATOMIC_SEQ_CST);
             __atomic_store_n(cleaned, generation, __ATOMIC_RELEASE);
         }
     }
-    if (s->history_depth > 0) __atomic_fetch_and(SHM_SVC_WORD(p->slot, SHM_SVC_HISTORY_PINS, uint64_t), ~gone, __ATOMIC_SEQ_CST);
     p->membership = membership;
     return 0;
 }
@@ -1642,9 +1648,9 @@ static inline int shm_subscriber_release(struct shm_subscriber *sub, struct shm_
 }
 
 /*
- * Leaves the slot: releases what is queued (release held samples first), marks the slot departed, then
+ * Leaves the slot: releases what is queued (release held samples first), marks the slot leaving, then
  * for each attached publisher waits (up to 1 s) for a publish in flight, drains again and marks this
- * generation cleaned there, so the slot is free at once.
+ * generation cleaned there, then marks the slot departed: it is free at once.
  */
 static inline void shm_subscriber_detach(struct shm_subscriber *sub)
 {
@@ -1656,8 +1662,8 @@ static inline void shm_subscriber_detach(struct shm_subscriber *sub)
     for (uint32_t p = 0; p < s->max_publishers && !sub->corrupt; p++) {
         while (shm_svc_pop_(sub, p, &record, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
     }
-    uint64_t expected = sub->owner;
-    if (__atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, shm_svc_with_state_(sub->owner, SHM_SVC_DEPARTED), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    uint64_t expected = sub->owner, leaving = shm_svc_with_state_(sub->owner, SHM_SVC_LEAVING);
+    if (__atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, leaving, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
         __atomic_add_fetch(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
         int64_t until = shm_svc_now_ns_() + 1000000000;
         for (uint32_t p = 0; p < s->max_publishers && !sub->corrupt; p++) {
@@ -1678,6 +1684,9 @@ static inline void shm_subscriber_detach(struct shm_subscriber *sub)
                 __atomic_store_n(SHM_SVC_WORD(shm_svc_queue_(s, p, sub->index), SHM_SVC_CLEANED, uint32_t), sub->generation, __ATOMIC_RELEASE);
             }
         }
+        expected = leaving;
+        __atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, shm_svc_with_state_(sub->owner, SHM_SVC_DEPARTED), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
     }
     for (uint32_t p = 0; p < s->max_publishers; p++) shm_svc_wake_(shm_svc_publisher_slot_(s, p), SHM_SVC_SPACE_SEQUENCE, SHM_SVC_PUBLISHER_SLEEPING);
     sub->slot = NULL;

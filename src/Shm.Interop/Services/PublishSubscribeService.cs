@@ -252,10 +252,10 @@ public sealed unsafe class PublishSubscribeService : IDisposable
         return OwnerWord.IsValid(word) ? word : throw Segment.Corrupt($"{role} slot owner", OffsetOf(slot), (long)word, OwnerWord.Expected, index);
     }
 
-    /// <summary>Marks an attached participant whose process died as dead (if nobody changed its word meanwhile); true if this call did.</summary>
-    internal bool MarkDeadIfGone(byte* slot, ulong word)
+    /// <summary>Marks a participant in state <paramref name="state"/> (attached, or leaving) whose process died as dead, if nobody changed its word meanwhile; true if this call did.</summary>
+    internal bool MarkDeadIfGone(byte* slot, ulong word, int state = OwnerWord.Attached)
     {
-        if (OwnerWord.StateOf(word) != OwnerWord.Attached || ServiceInterop.IsAlive(OwnerWord.PidOf(word), OwnerWord.StartOf(word)))
+        if (OwnerWord.StateOf(word) != state || ServiceInterop.IsAlive(OwnerWord.PidOf(word), OwnerWord.StartOf(word)))
         {
             return false;
         }
@@ -300,14 +300,16 @@ public sealed unsafe class PublishSubscribeService : IDisposable
         }
         try
         {
-            ulong gone = 0;
+            // Bits of subscribers that are attached, or leaving (clearing their own), are theirs; the others' are stale here.
+            ulong gone = 0, draining = 0;
             var generations = new uint[Layout.MaxSubscribers];
             for (int s = 0; s < Layout.MaxSubscribers; s++)
             {
                 ulong owner = ReadOwner(SubscriberSlot(s), "subscriber", s);
-                if (OwnerWord.StateOf(owner) != OwnerWord.Attached)
+                if (OwnerWord.StateOf(owner) is not (OwnerWord.Attached or OwnerWord.Leaving))
                 {
                     gone |= 1UL << s;
+                    draining |= OwnerWord.IsDraining(owner) ? 1UL << s : 0;
                     generations[s] = Volatile.Read(ref *(uint*)(SubscriberSlot(s) + ServiceLayout.Generation));
                 }
             }
@@ -327,7 +329,7 @@ public sealed unsafe class PublishSubscribeService : IDisposable
                 ulong pins = Interlocked.And(ref *(ulong*)(slot + ServiceLayout.HistoryPins), ~gone) & ~gone;
                 for (int s = 0; s < Layout.MaxSubscribers; s++)
                 {
-                    if ((gone & (1UL << s)) != 0)
+                    if ((draining & (1UL << s)) != 0)
                     {
                         Volatile.Write(ref *(uint*)(Queue(p, s) + ServiceLayout.Cleaned), generations[s]);
                     }

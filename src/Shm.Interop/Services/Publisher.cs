@@ -572,7 +572,6 @@ public sealed unsafe partial class Publisher : IDisposable
     private void Rescan()
     {
         int membership = _service.Segment.Membership;
-        ulong gone = 0;
         _attachedCount = 0;
         for (int s = 0; s < _layout.MaxSubscribers; s++)
         {
@@ -591,14 +590,21 @@ public sealed unsafe partial class Publisher : IDisposable
                 continue;
             }
             target.Attached = false;
-            gone |= 1UL << s;
-            if (OwnerWord.IsDraining(owner))
+            if (state == OwnerWord.Leaving && _service.MarkDeadIfGone(slot, owner, OwnerWord.Leaving))
+            {
+                owner = OwnerWord.WithState(owner, state = OwnerWord.Dead); // it died clearing its own references: they are this publisher's to clear
+            }
+            if (state is OwnerWord.Dead or OwnerWord.Departed)
             {
                 uint generation = Volatile.Read(ref *(uint*)(slot + ServiceLayout.Generation));
                 uint* cleaned = (uint*)(_service.Queue(Index, s) + ServiceLayout.Cleaned);
                 if (Volatile.Read(ref *cleaned) != generation)
                 {
                     Sweep(s);
+                    if (_depth > 0)
+                    {
+                        Interlocked.And(ref *(ulong*)(_slot + ServiceLayout.HistoryPins), ~(1UL << s)); // before `cleaned`: a new subscriber in the slot pins only after it
+                    }
                     Volatile.Write(ref *cleaned, generation);
                     if (state == OwnerWord.Dead)
                     {
@@ -606,10 +612,6 @@ public sealed unsafe partial class Publisher : IDisposable
                     }
                 }
             }
-        }
-        if (_depth > 0 && (ReadPins() & gone) != 0)
-        {
-            Interlocked.And(ref *(ulong*)(_slot + ServiceLayout.HistoryPins), ~gone); // pins of subscribers that died taking history
         }
         _membership = membership;
     }
@@ -682,7 +684,7 @@ public sealed unsafe partial class Publisher : IDisposable
         for (int i = 0; i < _attachedCount; i++)
         {
             byte* slot = _service.SubscriberSlot(_attached[i]);
-            _service.MarkDeadIfGone(slot, _service.ReadOwner(slot, "subscriber", _attached[i]));
+            _service.MarkDeadIfGone(slot, _service.ReadOwner(slot, "subscriber", _attached[i]), OwnerWord.Attached);
         }
     }
 

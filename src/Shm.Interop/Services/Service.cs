@@ -204,4 +204,7 @@ public enum ParticipantState
 
     /// <summary>It left; what was delivered after is being cleared.</summary>
     Departed = 4,
+
+    /// <summary>A subscriber clearing its own references as it leaves.</summary>
+    Leaving = 5,
 }

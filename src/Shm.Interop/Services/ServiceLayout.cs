@@ -42,7 +42,8 @@ namespace Shm.Interop;
  * offset so that time namespaces agree; 0 if unreadable). A free slot is exactly 0. States: 1 attaching,
  * 2 attached, 3 dead (its process died: draining), 4 departed (it left: draining). One compare-and-swap
  * changes state and owner together, so no window shows a new owner beside an old start time. A process
- * is dead only when the kernel says so (ESRCH, a zombie, another start time).
+ * is dead only when the kernel says so (ESRCH, a zombie, another start time). A subscriber that leaves is
+ * 5 leaving while it clears its own references (no publisher delivers to it or sweeps it then), then departed.
  *
  * HANDLE SLOT (16): u64 owner (state attached while a process has the service open).
  *
@@ -102,11 +103,16 @@ namespace Shm.Interop;
  *   way by the holder of the cleanup lock. The slot is free again once every publisher slot is free,
  *   attaching, or has cleaned it.
  * - Departing subscriber s (its dispose): releases what it holds and what is queued, marks its slot
- *   departed and moves `membership`; then, for each attached publisher, waits (up to 1 s) for a publish
- *   in flight to end (`publishing` even or moved on: any later publish reads the new membership and
- *   delivers nothing more), drains its queue again and writes `cleaned` itself. So a subscriber that
- *   leaves frees its slot without waiting for idle publishers; one it could not wait for is cleaned by
- *   that publisher as for a dead subscriber.
+ *   leaving and moves `membership` (publishers neither deliver to it nor sweep it: only it touches its
+ *   bits); then, for each attached publisher, waits (up to 1 s) for a publish in flight to end
+ *   (`publishing` even or moved on: any later publish reads the new membership and delivers nothing
+ *   more), drains its queue again and writes `cleaned` itself; then marks its slot departed and moves
+ *   `membership` again. So a subscriber that leaves frees its slot without waiting for idle publishers;
+ *   one it could not wait for is cleaned by that publisher as for a dead subscriber. A leaving
+ *   subscriber that dies is marked dead by the first publisher that sees it so.
+ * - A subscriber's pin in a publisher's history is cleared only by itself, or, once it is dead or
+ *   departed, by that publisher just before it writes `cleaned` (so a new subscriber in the slot, which
+ *   needs `cleaned`, never loses its own pin).
  * - Dead publisher p: its unpublished loan is simply never published; its samples are delivered and
  *   released normally. A new publisher takes the slot, under the cleanup lock, once every mask in the
  *   pool is 0 and no pin is held, and starts the pool afresh with a new generation.
@@ -236,6 +242,7 @@ internal static class OwnerWord
     public const int Attached = 2;
     public const int Dead = 3;
     public const int Departed = 4;
+    public const int Leaving = 5;
 
     public static ulong Of(int state, int pid, uint start) => ((ulong)(uint)state << 56) | ((ulong)(uint)pid << 32) | start;
 
@@ -248,7 +255,7 @@ internal static class OwnerWord
     public static ulong WithState(ulong word, int state) => (word & 0x00FF_FFFF_FFFF_FFFFUL) | ((ulong)(uint)state << 56);
 
     /// <summary>True if a process following the protocol could have written <paramref name="word"/>: free is exactly 0, any other state names a pid.</summary>
-    public static bool IsValid(ulong word) => word == 0 || (StateOf(word) is >= Attaching and <= Departed && PidOf(word) is > 0 and < ServiceInterop.PidMaxLimit);
+    public static bool IsValid(ulong word) => word == 0 || (StateOf(word) is >= Attaching and <= Leaving && PidOf(word) is > 0 and < ServiceInterop.PidMaxLimit);
 
     /// <summary>True for a slot that is draining: its owner died or left, and its references are being cleared.</summary>
     public static bool IsDraining(ulong word) => StateOf(word) is Dead or Departed;
@@ -260,10 +267,11 @@ internal static class OwnerWord
         Attached => $"attached (process {PidOf(word)})",
         Dead => $"dead (process {PidOf(word)})",
         Departed => $"departed (process {PidOf(word)})",
+        Leaving => $"leaving (process {PidOf(word)})",
         _ => $"state {StateOf(word)}",
     };
 
-    public const string Expected = "0 (free) or a state from 1 to 4 with a pid from 1 to 4194303";
+    public const string Expected = "0 (free) or a state from 1 to 5 with a pid from 1 to 4194303";
 }
 
 /// <summary>

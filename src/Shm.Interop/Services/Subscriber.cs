@@ -539,10 +539,13 @@ public sealed unsafe partial class Subscriber : IDisposable
         }
         finally
         {
-            if (Interlocked.CompareExchange(ref *(ulong*)_slot, OwnerWord.WithState(_owner, OwnerWord.Departed), _owner) == _owner)
+            ulong leaving = OwnerWord.WithState(_owner, OwnerWord.Leaving);
+            if (Interlocked.CompareExchange(ref *(ulong*)_slot, leaving, _owner) == _owner)
             {
                 _service.Segment.BumpMembership();
                 CleanAfterLeaving();
+                Interlocked.CompareExchange(ref *(ulong*)_slot, OwnerWord.WithState(_owner, OwnerWord.Departed), leaving);
+                _service.Segment.BumpMembership();
             }
             for (int p = 0; p < _layout.MaxPublishers; p++)
             {
@@ -552,7 +555,8 @@ public sealed unsafe partial class Subscriber : IDisposable
     }
 
     /// <summary>
-    /// After the slot says departed: for each attached publisher, waits for a publish in flight to end
+    /// While the slot says leaving (no publisher delivers here or sweeps this subscriber's bits, so only it
+    /// touches them): for each attached publisher, waits for a publish in flight to end
     /// (any later one reads the new membership and delivers nothing here), drains what it pushed, and
     /// says this generation is cleaned, so the slot is free without waiting for that publisher to publish
     /// again. A publisher that does not finish within 1 s, or dies, is left to clean it itself.
@@ -643,7 +647,7 @@ public sealed unsafe partial class Subscriber : IDisposable
                 }
                 continue;
             }
-            if (_service.MarkDeadIfGone(slot, owner))
+            if (OwnerWord.StateOf(owner) is OwnerWord.Attached or OwnerWord.Leaving && _service.MarkDeadIfGone(slot, owner, OwnerWord.StateOf(owner)))
             {
                 owner = OwnerWord.WithState(owner, OwnerWord.Dead);
             }

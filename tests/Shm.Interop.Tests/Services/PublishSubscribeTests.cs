@@ -199,6 +199,30 @@ public sealed class PublishSubscribeTests : IDisposable
     }
 
     [Fact]
+    public void A_publisher_never_clears_the_history_pin_of_a_subscriber_slot_it_has_not_cleaned()
+    {
+        // A subscriber taking a slot pins the history only once attached; a publisher that looked at the
+        // slot just before (free, attaching) must not clear that pin later, or it would reclaim a sample
+        // the new subscriber is about to reference.
+        string name = _names.Unique();
+        using var service = PublishSubscribeService.Create(name, new PublishSubscribeConfig { MaxSubscribers = 2, HistoryDepth = 2 });
+        using var bytes = new ServiceBytes(name);
+        using Publisher publisher = service.CreatePublisher();
+        long pins = bytes.PublisherSlot(0) + ServiceBytes.HistoryPins;
+
+        bytes.Write(pins, 1UL << 1); // subscriber slot 1, still free as the publisher sees it, pins
+        bytes.Write(ServiceBytes.Membership, bytes.Read<int>(ServiceBytes.Membership) + 1);
+        for (int i = 0; i < 4; i++)
+        {
+            Payloads.Publish(publisher, 0, i, 100);
+        }
+
+        Assert.Equal(1UL << 1, bytes.Read<ulong>(pins));
+        Assert.Equal(0L, bytes.Read<long>(bytes.PublisherSlot(0) + ServiceBytes.PoolTail)); // and, pinned, nothing was reclaimed
+        bytes.Write(pins, 0UL);
+    }
+
+    [Fact]
     public async Task Asynchronous_receive_and_loan_wait_without_a_thread_and_end_when_disposed()
     {
         string name = _names.Unique();

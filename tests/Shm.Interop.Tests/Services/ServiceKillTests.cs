@@ -160,6 +160,66 @@ public sealed class ServiceKillTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"{next} samples published and received by the live subscriber");
     }
 
+    [Fact]
+    public void Subscribers_that_come_and_go_300_times_while_a_publisher_publishes_see_only_intact_samples_and_leave_nothing_referenced()
+    {
+        string name = _names.Unique();
+        using var service = PublishSubscribeService.Create(name, new PublishSubscribeConfig { MaxSubscribers = 2, QueueCapacity = 4, MaxPayload = 2048, HistoryDepth = 2 });
+        using var bytes = new ServiceBytes(name);
+        using Publisher publisher = service.CreatePublisher();
+        long next = 0;
+        int warmed = -1;
+        var warm = new Thread(() => warmed = ComeAndGo(service, 3)); // the child's path, run here first
+        warm.Start();
+        while (warm.IsAlive)
+        {
+            PublishNext(publisher, ref next);
+        }
+        Assert.Equal(0, warmed);
+
+        using Child child = Child.Fork(() => ComeAndGo(service, 300));
+        while (child.Wait(TimeSpan.Zero) is null)
+        {
+            PublishNext(publisher, ref next);
+        }
+
+        Assert.Equal(0, child.WaitOrFail().ExitCode);
+        Payloads.Publish(publisher, 0, next++, 100); // the publisher looks at the slots once more
+        Assert.True(bytes.ReferencedPoolBytes(out string where) == 0, where);
+        output.WriteLine($"{next} samples published");
+    }
+
+    private static void PublishNext(Publisher publisher, ref long next)
+    {
+        Assert.True(publisher.TryLoan(Payloads.LengthOf(0, next, 2048), Waits.Bound, out SampleLoan loan), "drop-oldest subscribers held the publisher back");
+        Payloads.Fill(loan.Span, 0, next++);
+        loan.Publish();
+    }
+
+    // Attaches a drop-oldest subscriber (taking the history), receives a few samples, leaves; again and again.
+    private static int ComeAndGo(PublishSubscribeService service, int times)
+    {
+        for (int i = 0; i < times; i++)
+        {
+            using Subscriber subscriber = service.CreateSubscriber(new SubscriberOptions { OverflowPolicy = OverflowPolicy.DropOldest });
+            for (int k = 0; k < 3; k++)
+            {
+                if (!subscriber.TryReceive(TimeSpan.FromSeconds(5), out Sample sample))
+                {
+                    return PubSubBodies.TimedOut;
+                }
+                using (sample)
+                {
+                    if (!Payloads.IsIntact(sample.Span, 0, BitConverter.ToInt64(sample.Span[8..])))
+                    {
+                        return PubSubBodies.Torn;
+                    }
+                }
+            }
+        }
+        return 0;
+    }
+
     // A block subscriber that keeps up to three samples held (releasing the oldest as a new one comes): it dies holding some.
     private static int ReceiveHolding(PublishSubscribeService service, SharedSemaphore ready, long stopAfter)
     {
