@@ -1494,11 +1494,15 @@ static inline int shm_svc_pop_(struct shm_subscriber *sub, uint32_t p, char **re
     struct shm_service *s = sub->service;
     char *queue = shm_svc_queue_(s, p, sub->index);
     for (uint32_t attempt = 0; attempt <= s->queue_capacity + 1; attempt++) {
-        uint64_t head = __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_HEAD, uint64_t), __ATOMIC_ACQUIRE);
-        uint64_t tail = sub->drop_oldest ? __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), __ATOMIC_ACQUIRE) : sub->tails[p];
+        /* The tail first: the publisher moves it (drop oldest) before the head, so it is never ahead of a head read after it. */
+        uint64_t tail = sub->drop_oldest ? __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), __ATOMIC_SEQ_CST) : sub->tails[p];
+        uint64_t head = __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_HEAD, uint64_t), __ATOMIC_SEQ_CST);
         if (tail < sub->tails[p]) return shm_svc_sub_corrupt_(sub);
         if (head == tail) return 0;
-        if (head - tail > s->queue_capacity) return shm_svc_sub_corrupt_(sub);
+        if (head - tail > s->queue_capacity) {
+            if (sub->drop_oldest && __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), __ATOMIC_SEQ_CST) != tail) continue; /* moving */
+            return shm_svc_sub_corrupt_(sub);
+        }
         char *entry = queue + SHM_SVC_ENTRIES + (tail & (s->queue_capacity - 1)) * 16;
         uint64_t descriptor = __atomic_load_n(SHM_SVC_WORD(entry, 0, uint64_t), __ATOMIC_ACQUIRE);
         uint64_t names = __atomic_load_n(SHM_SVC_WORD(entry, 8, uint64_t), __ATOMIC_ACQUIRE);

@@ -334,47 +334,55 @@ public sealed unsafe partial class Subscriber : IDisposable
     private bool TryPop(int p, out byte* record, out long sequence, out uint generation)
     {
         byte* queue = _service.Queue(p, Index);
-        long head = Volatile.Read(ref *(long*)(queue + ServiceLayout.Head));
-        long tail = _dropOldest ? ReadTail(p, queue) : _tails[p];
-        for (int attempt = 0; ; attempt++)
+        for (int attempt = 0; attempt <= _capacity + 1; attempt++)
         {
-            if (head == tail || attempt > _capacity + 1)
+            // The tail first: under drop-oldest the publisher moves it too, always before the head, so a tail
+            // read before the head is never ahead of it; and more than a queue between them is corruption only
+            // if the tail did not move meanwhile.
+            long tail = _dropOldest ? ReadTail(p, queue) : _tails[p];
+            long head = Volatile.Read(ref *(long*)(queue + ServiceLayout.Head));
+            if (head == tail)
             {
-                record = null;
-                sequence = 0;
-                generation = 0;
-                return false;
+                break;
             }
             if ((ulong)(head - tail) > (ulong)_capacity)
             {
+                if (_dropOldest && ReadTail(p, queue) != tail)
+                {
+                    continue;
+                }
                 throw Corrupt("subscriber queue head", queue + ServiceLayout.Head, head, $"from the tail {tail} to {tail + _capacity} (one queue ahead)", p);
             }
             byte* entry = queue + ServiceLayout.QueueHeaderBytes + ((tail & (_capacity - 1)) * ServiceLayout.DescriptorBytes);
             ulong descriptor = Volatile.Read(ref *(ulong*)entry);
             ulong names = Volatile.Read(ref *(ulong*)(entry + 8));
             long seen = Interlocked.CompareExchange(ref *(long*)(queue + ServiceLayout.Tail), tail + 1, tail);
-            if (seen == tail)
+            if (seen != tail)
             {
-                _tails[p] = tail + 1;
-                PublishSubscribeService.Wake(_service.PublisherSlot(p), ServiceLayout.SpaceSequence, ServiceLayout.PublisherSleeping);
-                if ((uint)(names >> 32) != _generation)
+                if (!_dropOldest)
                 {
-                    throw Corrupt("subscriber queue entry", entry + 12, (long)(names >> 32), $"{_generation}, this subscriber's generation", p);
+                    throw Corrupt("subscriber queue tail", queue + ServiceLayout.Tail, seen, $"{tail}, where this subscriber left it (only it moves a block subscriber's tail)", p);
                 }
-                record = _service.CheckRecord(p, descriptor, (uint)names, entry, "subscriber queue entry", out sequence, out generation);
-                if ((_service.CheckMask(Volatile.Read(ref *(ulong*)(record + ServiceLayout.Mask)), record, p) & _bit) == 0)
-                {
-                    throw Corrupt("sample mask", record, (long)Volatile.Read(ref *(ulong*)(record + ServiceLayout.Mask)), $"bit {Index} set: the sample was delivered to this subscriber", p);
-                }
-                return true;
+                continue; // the publisher took the oldest back: try the next
             }
-            if (!_dropOldest)
+            _tails[p] = tail + 1;
+            PublishSubscribeService.Wake(_service.PublisherSlot(p), ServiceLayout.SpaceSequence, ServiceLayout.PublisherSleeping);
+            if ((uint)(names >> 32) != _generation)
             {
-                throw Corrupt("subscriber queue tail", queue + ServiceLayout.Tail, seen, $"{tail}, where this subscriber left it (only it moves a block subscriber's tail)", p);
+                throw Corrupt("subscriber queue entry", entry + 12, (long)(names >> 32), $"{_generation}, this subscriber's generation", p);
             }
-            tail = ReadTail(p, queue); // the publisher took the oldest back: try the next
-            head = Volatile.Read(ref *(long*)(queue + ServiceLayout.Head));
+            record = _service.CheckRecord(p, descriptor, (uint)names, entry, "subscriber queue entry", out sequence, out generation);
+            ulong mask = _service.CheckMask(Volatile.Read(ref *(ulong*)(record + ServiceLayout.Mask)), record, p);
+            if ((mask & _bit) == 0)
+            {
+                throw Corrupt("sample mask", record, (long)mask, $"bit {Index} set: the sample was delivered to this subscriber", p);
+            }
+            return true;
         }
+        record = null;
+        sequence = 0;
+        generation = 0;
+        return false;
     }
 
     /// <summary>The sequence of the first sample publisher <paramref name="p"/> delivered to this subscriber (read once a sample of it came).</summary>

@@ -103,6 +103,29 @@ public sealed class PublishSubscribeProcessTests : IDisposable
     }
 
     [Fact]
+    public void A_drop_oldest_subscriber_with_a_one_sample_queue_under_a_publisher_that_takes_back_all_the_time_sees_no_corruption()
+    {
+        const long count = 200_000;
+        using var service = PublishSubscribeService.Create(_names.Unique(), new PublishSubscribeConfig { MaxSubscribers = 1, MaxPayload = 64, QueueCapacity = 1 });
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using var ready = SharedSemaphore.Create(region, 0, 0);
+        using var results = SharedRegion.CreateAnonymous(64);
+        using Publisher publisher = service.CreatePublisher();
+
+        using Child subscriber = Child.Fork(() => PubSubBodies.ReceiveSlowly(service, ready, count - 1, int.MaxValue, results));
+        Assert.True(ready.Wait(Waits.Bound), "the subscriber did not attach");
+        for (long i = 0; i < count; i++)
+        {
+            Assert.True(publisher.TryLoan(32, Waits.Bound, out SampleLoan loan));
+            Payloads.Fill(loan.Span, 0, i);
+            loan.Publish();
+        }
+
+        Assert.Equal(PubSubBodies.Ok, subscriber.WaitOrFail().ExitCode);
+        Assert.Equal(count, results.Read<long>(0) + results.Read<long>(8));
+    }
+
+    [Fact]
     public void A_late_joiner_receives_exactly_the_last_samples_each_publisher_kept_then_new_ones()
     {
         using var service = PublishSubscribeService.Create(_names.Unique(), new PublishSubscribeConfig { MaxPublishers = 2, HistoryDepth = 3, QueueCapacity = 4 });
