@@ -361,9 +361,12 @@ internal sealed unsafe class ServiceSegment
         {
             return;
         }
-        lock (Open_)
+        if (!ServiceInterop.InForkedChild)
         {
-            Joined.Remove(this);
+            lock (Open_) // not in a forked child: it registered nothing, and another thread of its parent may have held the lock at the fork
+            {
+                Joined.Remove(this);
+            }
         }
         try
         {
