@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
+using Shm.TestSupport;
 using Xunit;
 
 namespace Shm.Interop.Tests;
@@ -196,6 +197,76 @@ public sealed class PublishSubscribeTests : IDisposable
         }
         using Subscriber last = service.CreateSubscriber();
         Assert.False(last.TryReceive(out _));
+    }
+
+    [Fact]
+    public void A_creator_that_died_initialising_is_noticed_and_the_next_process_creates_the_service_afresh()
+    {
+        string name = _names.Unique();
+        int dead;
+        using (Child child = Child.Fork(() => 0))
+        {
+            dead = child.Pid;
+            child.WaitOrFail();
+        }
+        // What a creator killed between "initialising" and "ready" leaves: its identity, the state, nothing else.
+        using (var left = SharedRegion.CreateNamed(Service.SegmentPrefix + name, 64 * 1024))
+        {
+            left.Write(24, (2UL << 56) | ((ulong)(uint)dead << 32));
+            left.Write(0, 0x54494E49); // "INIT"
+            using var service = PublishSubscribeService.CreateOrOpen(name, new PublishSubscribeConfig());
+
+            Assert.True(service.Created, "the dead creator's segment should have been removed and made again");
+            Assert.Equal(0x44414544, left.Read<int>(0)); // the old segment marked abandoned ("DEAD"), its name given to a new one
+        }
+        Assert.False(ServiceNames.Exists(name));
+    }
+
+    [Fact]
+    public void Opening_a_service_whose_creator_never_finishes_times_out_and_says_what_to_do()
+    {
+        string name = _names.Unique();
+        using var stuck = SharedRegion.CreateNamed(Service.SegmentPrefix + name, 64 * 1024); // sized, never initialised
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var timedOut = Assert.Throws<TimeoutException>(() => PublishSubscribeService.Open(name));
+
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(4), TimeSpan.FromSeconds(15));
+        Assert.Contains($"shm rm {Service.SegmentPrefix}{name}", timedOut.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_publisher_that_died_is_named_to_a_subscriber_that_waits_and_its_samples_are_delivered()
+    {
+        using var service = PublishSubscribeService.Create(_names.Unique(), new PublishSubscribeConfig());
+        using Subscriber subscriber = service.CreateSubscriber();
+        using var region = SharedRegion.CreateAnonymous(4096);
+        using var ready = SharedEvent.Create(region, 0, EventResetMode.AutoReset);
+        using var never = SharedEvent.Create(region, 64, EventResetMode.AutoReset);
+        using (Publisher warm = service.CreatePublisher())
+        {
+            Payloads.Publish(warm, 1, 0, 100);
+        }
+        subscriber.Receive().Dispose();
+
+        using Child publisher = Child.Fork(() =>
+        {
+            using Publisher p = service.CreatePublisher();
+            Payloads.Publish(p, 2, 0, 100);
+            ready.Set();
+            return never.Wait(Waits.Bound) ? 1 : 2; // killed before that
+        });
+        Assert.True(ready.Wait(Waits.Bound));
+        publisher.Signal(Native.SIGKILL);
+        publisher.WaitOrFail();
+
+        Assert.True(subscriber.TryReceive(Waits.Bound, out Sample sample));
+        using (sample)
+        {
+            Assert.Equal((2, 0L), Payloads.Check(sample.Span));
+        }
+        Assert.False(subscriber.TryReceive(TimeSpan.FromMilliseconds(300), out _)); // it waits, and looks at the publishers meanwhile
+        Assert.Equal([publisher.Pid], subscriber.DeadPublishers);
     }
 
     [Fact]
