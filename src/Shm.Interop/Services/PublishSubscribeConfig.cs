@@ -50,7 +50,17 @@ public sealed record PublishSubscribeConfig
     {
         if (PubSubLayout.Check(MaxPublishers, MaxSubscribers, MaxPayload, ResolvedPoolBytes, QueueCapacity, HistoryDepth, (int)OverflowPolicy, out string field, out long value, out string expected) is not null)
         {
-            throw new ArgumentOutOfRangeException(field.Replace(" ", "", StringComparison.Ordinal), value, $"The publish-subscribe configuration's {field} is {value}; expected {expected}.");
+            string property = field switch
+            {
+                "max publishers" => nameof(MaxPublishers),
+                "max subscribers" => nameof(MaxSubscribers),
+                "max payload" => nameof(MaxPayload),
+                "queue capacity" => nameof(QueueCapacity),
+                "history depth" => nameof(HistoryDepth),
+                "overflow policy" => nameof(OverflowPolicy),
+                _ => nameof(PoolBytesPerPublisher),
+            };
+            throw new ArgumentOutOfRangeException(property, value, $"The publish-subscribe configuration's {property} is {value}; expected {expected}.");
         }
         return new PubSubLayout(MaxPublishers, MaxSubscribers, MaxPayload, ResolvedPoolBytes, QueueCapacity, HistoryDepth);
     }

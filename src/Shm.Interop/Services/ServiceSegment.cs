@@ -319,12 +319,19 @@ internal sealed unsafe class ServiceSegment
                 bool take = seen == 0 || (pass == 1 && !ServiceInterop.IsAlive(OwnerWord.PidOf(seen), OwnerWord.StartOf(seen)));
                 if (take && Interlocked.CompareExchange(ref *slot, word, seen) == seen)
                 {
-                    if (IsRetired())
+                    bool retired = true;
+                    try
                     {
-                        Interlocked.CompareExchange(ref *slot, 0, word);
-                        return -1;
+                        retired = IsRetired();
                     }
-                    return i;
+                    finally
+                    {
+                        if (retired)
+                        {
+                            Interlocked.CompareExchange(ref *slot, 0, word); // being removed, or a corrupt word: the slot goes back
+                        }
+                    }
+                    return retired ? -1 : i;
                 }
             }
         }

@@ -270,6 +270,22 @@ public sealed class PublishSubscribeTests : IDisposable
     }
 
     [Fact]
+    public void An_opener_that_meets_a_corrupt_retired_word_gives_its_handle_slot_back()
+    {
+        string name = _names.Unique();
+        using var service = PublishSubscribeService.Create(name, new PublishSubscribeConfig());
+        using var bytes = new ServiceBytes(name);
+        bytes.Write(ServiceBytes.Retired, 7);
+
+        var corrupt = Assert.Throws<SharedMemoryCorruptedException>(() => PublishSubscribeService.Open(name));
+
+        Assert.Equal("service retired flag", corrupt.Structure);
+        int mine = Enumerable.Range(0, 256).Count(i => ServiceBytes.PidOf(bytes.Read<ulong>(4096 + (16L * i))) == Environment.ProcessId);
+        Assert.Equal(1, mine); // the creator's own handle; the failed opener's went back
+        bytes.Write(ServiceBytes.Retired, 0);
+    }
+
+    [Fact]
     public void A_publisher_never_clears_the_history_pin_of_a_subscriber_slot_it_has_not_cleaned()
     {
         // A subscriber taking a slot pins the history only once attached; a publisher that looked at the
