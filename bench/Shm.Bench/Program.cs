@@ -47,6 +47,7 @@ public static class Program
         PingPongAndRing(sizes, c);
         Sync(sizes, c);
         Channel(sizes, c);
+        PubSub(sizes, c);
         InProcess(quick, sizes, c);
         HeapGrowth(sizes);
 
@@ -188,6 +189,21 @@ public static class Program
             double native = c.Measure("wake", sizes.Parked);
             Compare("channel-parked-wake-vs-c", "wake-up of a reader that had parked, write to read (median): Shm channel vs C on a futex", parked, native, "<=", 1.3, "ns");
         }
+    }
+
+    private static void PubSub(Sizes sizes, NativeBaseline? c)
+    {
+        double[] small = PubSubBench.OneWay(64, sizes.RoundTrips), large = PubSubBench.OneWay(4 << 20, Math.Max(1000, sizes.RoundTrips / 10));
+        double p50Small = small[small.Length / 2], p50Large = large[large.Length / 2];
+        Table.Add($"| publish-subscribe one-way latency p50 / p99, 64 B and 4 MiB | {Format(p50Small, "ns")} / {Format(small[(int)(small.Length * 0.99)], "ns")}, {Format(p50Large, "ns")} / {Format(large[(int)(large.Length * 0.99)], "ns")} | | | |");
+        Compare("pubsub-latency-flat", "publish-subscribe one-way latency p50, 4 MiB vs 64 B samples (zero copy: only an offset moves)", p50Large, p50Small, "<=", 1.5, "ns");
+        if (c is not null)
+        {
+            double floor = MedianOf(Enumerable.Range(0, sizes.Runs).Select(_ => c.Measure("pingpong", sizes.Trips)));
+            Compare("pubsub-oneway-vs-c/64", "publish-subscribe one-way latency p50, 64 B, one forked subscriber, vs half the C spin ping-pong round trip", p50Small, floor / 2, "<=", 2, "ns");
+        }
+        (double four, double one) = Paired(sizes.Runs, () => PubSubBench.FanOut(4, sizes.Messages / 10), () => PubSubBench.FanOut(1, sizes.Messages / 10));
+        Compare("pubsub-fanout/4", "publish-subscribe samples/s delivered to each of 4 forked subscribers vs to 1 (64 B, block)", four, one, ">=", 0.8, "msg/s");
     }
 
     private static void HeapGrowth(Sizes sizes)

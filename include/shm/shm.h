@@ -1097,4 +1097,1047 @@ static inline long shm_channel_read(struct shm_channel_reader *r, void *buffer, 
     }
 }
 
+/* ================================================================================================
+ * SERVICES: publish-subscribe (service layout version 1)
+ *
+ * A service is the named segment /dev/shm/shm-service.NAME (created by .NET's
+ * PublishSubscribeService; mode 0600, or 0660). C opens it by name, then attaches a publisher
+ * (loan, publish) or a subscriber (receive, release). This section stands alone (its own includes and
+ * helpers); it needs _GNU_SOURCE for syscall() and kill() in strict C, as the top of this header says.
+ * The same layout is documented, with the reasons for it, at the top of
+ * src/Shm.Interop/Services/ServiceLayout.cs. All integers little-endian, offsets in bytes.
+ *
+ *   [0, 4096)            header and configuration
+ *   [4096, 8192)         handle table: 256 x 16 bytes (u64 owner word: who has the service open)
+ *   8192                 publisher slots: max_publishers x 256
+ *   subscriber slots     max_subscribers x 128
+ *   history rings        max_publishers x align64(history_depth x 16)
+ *   queues               max_publishers x max_subscribers x align64(128 + 16 x queue_capacity), (p, s) at p * max_subscribers + s
+ *   pools (page aligned) max_publishers x pool_bytes
+ *
+ * header    0 u32 state (SHM_READY when usable), 4 u32 magic "SHMS", 8 u32 version 1, 12 u32 kind (1 pub-sub),
+ *           16 u64 segment size, 24 u64 creator owner word, 32 u32 retired, 40 u64 cleanup lock,
+ *           64 u32 max publishers (1-64), 68 u32 max subscribers (1-64), 72 u64 max payload (1 to 2^30),
+ *           80 u64 pool bytes (multiple of 4096, >= (history + 2) records of max payload, <= 2^31),
+ *           88 u32 queue capacity (power of two 1-65536), 92 u32 history depth (0-65536),
+ *           96 u32 default overflow policy (0 block, 1 drop oldest), 128 u32 membership (bumped on every slot change)
+ * owner word  bits 56-63 state (0 free: the whole word 0; 1 attaching, 2 attached, 3 dead, 4 departed,
+ *           5 leaving: a subscriber clearing its own references, which publishers neither deliver to nor sweep),
+ *           bits 32-55 pid, bits 0-31 low 32 bits of the process start time (field 22 of /proc/PID/stat,
+ *           clock ticks, less the reader's boot-time offset from /proc/self/timens_offsets)
+ * publisher slot  0 owner, 8 u32 generation, 16 u64 pool head, 24 u64 pool tail, 32 u64 published (last
+ *           sequence), 40 u32 publishing (odd while a publish is in flight), 64 u32 space sequence (futex),
+ *           68 u32 sleeping, 128 u64 history pins
+ * subscriber slot  0 owner, 8 u32 generation, 12 u32 overflow policy, 64 u32 wake sequence (futex), 68 u32 sleeping
+ * queue (p, s)  0 u64 head, 8 u64 missed, 16 u32 cleaned (generation of s cleared by p), 24 u64 first (sequence of
+ *           the first sample p delivered to this generation of s), 64 u64 tail, 128 entries of 16 bytes:
+ *           u32 offset of the record in pool p, u32 length, u32 sequence (low 32 bits), u32 generation of s
+ * history ring  history_depth x (u32 offset, u32 length, u64 sequence); sequence q at index (q - 1) % depth
+ * record (64-byte aligned, never wrapping: padding fills the pool's end)  0 u64 mask (bit s: subscriber s
+ *           references it), 8 u64 sequence, 16 u32 length, 20 u32 flags (1 padding), 24 u32 publisher generation,
+ *           28 u32 check = shm_svc_check(offset in pool, length, sequence, generation, flags),
+ *           32 i64 publish time (CLOCK_MONOTONIC ns), 64 the payload
+ *
+ * The protocol, in short (the .NET file has it whole): a publisher alone writes its pool, its queues'
+ * heads, missed counts and `first`, and its history; it keeps private copies. Publish: increment
+ * `publishing` (full fence), re-read the subscriber slots if `membership` moved (clearing bit s from its
+ * pool and writing `cleaned` for each dead or departed subscriber s), set the record's mask to the
+ * attached subscribers (a full drop-oldest queue gives its oldest entry back first: compare-and-swap of
+ * its tail, that record's bit cleared, missed + 1), push one entry per queue, write the history entry
+ * (sequence 0 first, then a full fence, then the entry, then its sequence), `published`, `publishing`,
+ * a full fence, and wake each subscriber whose `sleeping` is set. A loan waits until the pool has room
+ * (records at the tail are reclaimed once their mask is 0, out of the history window, with no pins)
+ * and every block subscriber's queue has room, so publishing never waits. A subscriber pops its queue's
+ * tail by compare-and-swap, checks the entry and the record (check word, sequence, its bit), and
+ * releases a sample by clearing its bit (waking the publisher if it sleeps and the mask became 0).
+ *
+ * Every function reads each shared value once and checks it: an impossible value returns -EBADMSG
+ * (and the publisher or subscriber refuses further use) instead of being followed. Bad arguments are
+ * -EINVAL; other failures a negative errno. The C subscriber does not take history; a C publisher takes
+ * only a free publisher slot (.NET ones also clean slots of dead publishers).
+ * ================================================================================================ */
+#ifndef SHM_SERVICES_SECTION_
+#define SHM_SERVICES_SECTION_
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHM_SVC_PREFIX "shm-service."
+#define SHM_SVC_MAGIC 0x534D4853u
+#define SHM_SVC_VERSION 1u
+#define SHM_SVC_READY 0x59444552u
+#define SHM_SVC_PUBSUB 1u
+
+#define SHM_SVC_STATE 0
+#define SHM_SVC_MAGIC_AT 4
+#define SHM_SVC_VERSION_AT 8
+#define SHM_SVC_KIND 12
+#define SHM_SVC_SEGMENT 16
+#define SHM_SVC_RETIRED 32
+#define SHM_SVC_MAX_PUBLISHERS 64
+#define SHM_SVC_MAX_SUBSCRIBERS 68
+#define SHM_SVC_MAX_PAYLOAD 72
+#define SHM_SVC_POOL_BYTES 80
+#define SHM_SVC_QUEUE_CAPACITY 88
+#define SHM_SVC_HISTORY_DEPTH 92
+#define SHM_SVC_POLICY 96
+#define SHM_SVC_MEMBERSHIP 128
+#define SHM_SVC_HANDLES 4096
+#define SHM_SVC_HANDLE_SLOTS 256
+
+#define SHM_SVC_OWNER 0
+#define SHM_SVC_GENERATION 8
+#define SHM_SVC_POOL_HEAD 16
+#define SHM_SVC_POOL_TAIL 24
+#define SHM_SVC_PUBLISHED 32
+#define SHM_SVC_PUBLISHING 40
+#define SHM_SVC_SPACE_SEQUENCE 64
+#define SHM_SVC_PUBLISHER_SLEEPING 68
+#define SHM_SVC_HISTORY_PINS 128
+#define SHM_SVC_SUB_POLICY 12
+#define SHM_SVC_WAKE_SEQUENCE 64
+#define SHM_SVC_SUBSCRIBER_SLEEPING 68
+
+#define SHM_SVC_HEAD 0
+#define SHM_SVC_MISSED 8
+#define SHM_SVC_CLEANED 16
+#define SHM_SVC_FIRST 24
+#define SHM_SVC_TAIL 64
+#define SHM_SVC_ENTRIES 128
+
+#define SHM_SVC_MASK 0
+#define SHM_SVC_SEQUENCE 8
+#define SHM_SVC_LENGTH 16
+#define SHM_SVC_FLAGS 20
+#define SHM_SVC_RECORD_GENERATION 24
+#define SHM_SVC_CHECK 28
+#define SHM_SVC_TIMESTAMP 32
+#define SHM_SVC_RECORD_HEADER 64
+
+#define SHM_SVC_FREE 0
+#define SHM_SVC_ATTACHING 1
+#define SHM_SVC_ATTACHED 2
+#define SHM_SVC_DEAD 3
+#define SHM_SVC_DEPARTED 4
+#define SHM_SVC_LEAVING 5
+
+#define SHM_SVC_BLOCK 0
+#define SHM_SVC_DROP_OLDEST 1
+
+#define SHM_SVC_WORD(base, offset, type) ((type *)((char *)(base) + (offset)))
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SHM_SVC_PAUSE_() __builtin_ia32_pause()
+#else
+#define SHM_SVC_PAUSE_() __asm__ volatile("yield")
+#endif
+
+/* A service as shm_service_open read it: its configuration read once, checked, and its layout computed. */
+struct shm_service {
+    char *base;
+    size_t size;
+    uint32_t max_publishers, max_subscribers, queue_capacity, history_depth, policy;
+    uint64_t max_payload, pool_bytes, subscriber_bits;
+    uint64_t subscriber_slots, history, history_stride, queues, queue_stride, pools;
+    int handle;
+    uint64_t handle_word;
+    dev_t device;
+    ino_t inode;
+    char name[256];
+};
+
+static inline uint64_t shm_svc_align64_(uint64_t value) { return (value + 63) & ~(uint64_t)63; }
+
+static inline uint64_t shm_svc_record_bytes_(uint64_t length) { return SHM_SVC_RECORD_HEADER + shm_svc_align64_(length); }
+
+/* A record's check word: a hash of its offset in the pool, length, sequence, publisher generation and flags. */
+static inline uint32_t shm_svc_check(uint64_t offset, uint32_t length, uint64_t sequence, uint32_t generation, uint32_t flags)
+{
+    uint64_t z = (offset ^ ((uint64_t)length * 0x9E3779B97F4A7C15ull) ^ (sequence * 0xC2B2AE3D27D4EB4Full) ^ ((uint64_t)generation << 40) ^ flags) * 0xD6E8FEB86659FD93ull;
+    return (uint32_t)(z >> 32) ^ (uint32_t)z;
+}
+
+static inline int64_t shm_svc_now_ns_(void)
+{
+    struct timespec now;
+    syscall(SYS_clock_gettime, 1 /* CLOCK_MONOTONIC */, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+static inline void shm_svc_futex_wait_(uint32_t *word, uint32_t expected, int64_t until_ns)
+{
+    int64_t left = until_ns - shm_svc_now_ns_();
+    if (left <= 0) return;
+    if (left > 100000000) left = 100000000; /* a peer that died wakes nobody: look again every 100 ms */
+    struct timespec slice = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+    syscall(SYS_futex, word, FUTEX_WAIT, expected, &slice, NULL, 0);
+}
+
+static inline void shm_svc_wake_(char *slot, int sequence, int sleeping)
+{
+    if (__atomic_load_n(SHM_SVC_WORD(slot, sleeping, uint32_t), __ATOMIC_SEQ_CST) != 0) {
+        __atomic_add_fetch(SHM_SVC_WORD(slot, sequence, uint32_t), 1, __ATOMIC_SEQ_CST);
+        syscall(SYS_futex, SHM_SVC_WORD(slot, sequence, uint32_t), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+}
+
+/* Reads a small /proc file into buffer (NUL-terminated); its length, or -1. */
+static inline long shm_svc_read_file_(const char *path, char *buffer, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buffer, size - 1);
+    close(fd);
+    if (n < 0) return -1;
+    buffer[n] = 0;
+    return (long)n;
+}
+
+/* This process's boot-time offset in clock ticks (a time namespace shifts the start times /proc shows). */
+static inline int64_t shm_svc_boottime_offset_(void)
+{
+    char buffer[128];
+    if (shm_svc_read_file_("/proc/self/timens_offsets", buffer, sizeof buffer) <= 0) return 0;
+    char *at = strstr(buffer, "boottime");
+    if (!at) return 0;
+    char *end;
+    long long seconds = strtoll(at + 8, &end, 10);
+    long long nanoseconds = strtoll(end, NULL, 10);
+    long hz = sysconf(_SC_CLK_TCK);
+    int64_t tick = 1000000000 / (hz > 0 ? hz : 100);
+    int64_t offset = (int64_t)seconds * 1000000000 + nanoseconds;
+    return offset >= 0 ? offset / tick : -((tick - 1 - offset) / tick);
+}
+
+/* The state (field 3) and start time (field 22) of /proc/PID/stat: 1, or 0 if it cannot be read. */
+static inline int shm_svc_stat_(int32_t pid, char *state, int64_t *start)
+{
+    char path[64], buffer[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (shm_svc_read_file_(path, buffer, sizeof buffer) <= 0) return 0;
+    char *at = strrchr(buffer, ')');
+    if (!at || at[1] != ' ' || !at[2]) return 0;
+    *state = at[2];
+    for (int field = 2; at && field < 22; field++) at = strchr(at + 1, ' ');
+    if (!at) return 0;
+    *start = strtoll(at + 1, NULL, 10);
+    return 1;
+}
+
+/* This process's owner word in state `state`: pid and the low 32 bits of its start time. */
+static inline uint64_t shm_svc_self_(int state)
+{
+    char st;
+    int64_t start = 0;
+    int32_t pid = (int32_t)getpid();
+    uint32_t low = shm_svc_stat_(pid, &st, &start) ? (uint32_t)(start - shm_svc_boottime_offset_()) : 0;
+    return ((uint64_t)(uint32_t)state << 56) | ((uint64_t)(uint32_t)pid << 32) | low;
+}
+
+static inline int shm_svc_state_of_(uint64_t word) { return (int)(word >> 56); }
+static inline int32_t shm_svc_pid_of_(uint64_t word) { return (int32_t)((word >> 32) & 0xFFFFFF); }
+static inline uint64_t shm_svc_with_state_(uint64_t word, int state) { return (word & 0x00FFFFFFFFFFFFFFull) | ((uint64_t)(uint32_t)state << 56); }
+
+/* A word a process following the protocol could have written: free is 0, any other names a state and a pid. */
+static inline int shm_svc_valid_owner_(uint64_t word)
+{
+    int state = shm_svc_state_of_(word);
+    int32_t pid = shm_svc_pid_of_(word);
+    return word == 0 || (state >= SHM_SVC_ATTACHING && state <= SHM_SVC_LEAVING && pid > 0 && pid < 4194304);
+}
+
+/* 0 only when the kernel says the owner is gone: no such process, a zombie, or another start time (one tick apart counts as the same). */
+static inline int shm_svc_alive_(uint64_t word)
+{
+    int32_t pid = shm_svc_pid_of_(word);
+    uint32_t start = (uint32_t)word;
+    if (pid <= 0) return 0; /* never kill(0) or kill(-n): those reach process groups */
+    if (kill(pid, 0) != 0 && errno == ESRCH) return 0;
+    char state;
+    int64_t started;
+    if (!shm_svc_stat_(pid, &state, &started)) return 1; /* hidden or not ours to read: no proof of death */
+    if (state == 'Z' || state == 'X') return 0;
+    return start == 0 || (uint32_t)((uint32_t)(started - shm_svc_boottime_offset_()) - start + 1) <= 2;
+}
+
+static inline char *shm_svc_publisher_slot_(const struct shm_service *s, uint32_t p) { return s->base + 8192 + (size_t)p * 256; }
+static inline char *shm_svc_subscriber_slot_(const struct shm_service *s, uint32_t i) { return s->base + s->subscriber_slots + (size_t)i * 128; }
+static inline char *shm_svc_history_ring_(const struct shm_service *s, uint32_t p) { return s->base + s->history + p * s->history_stride; }
+static inline char *shm_svc_queue_(const struct shm_service *s, uint32_t p, uint32_t i) { return s->base + s->queues + ((uint64_t)p * s->max_subscribers + i) * s->queue_stride; }
+static inline char *shm_svc_pool_(const struct shm_service *s, uint32_t p) { return s->base + s->pools + p * s->pool_bytes; }
+static inline uint64_t *shm_svc_handle_(const struct shm_service *s, int i) { return SHM_SVC_WORD(s->base, SHM_SVC_HANDLES + (size_t)i * 16, uint64_t); }
+
+/* The owner word at `slot`, read once and checked: 1, or 0 if impossible. */
+static inline int shm_svc_owner_(const char *slot, uint64_t *word)
+{
+    *word = __atomic_load_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, const uint64_t), __ATOMIC_ACQUIRE);
+    return shm_svc_valid_owner_(*word);
+}
+
+/* True if a live process holds a handle or an attaching or attached participant slot. */
+static inline int shm_svc_anyone_live_(const struct shm_service *s)
+{
+    for (int i = 0; i < SHM_SVC_HANDLE_SLOTS; i++) {
+        uint64_t word = __atomic_load_n(shm_svc_handle_(s, i), __ATOMIC_ACQUIRE);
+        if (word != 0 && shm_svc_valid_owner_(word) && shm_svc_alive_(word)) return 1;
+    }
+    for (uint32_t p = 0; p < s->max_publishers + s->max_subscribers; p++) {
+        char *slot = p < s->max_publishers ? shm_svc_publisher_slot_(s, p) : shm_svc_subscriber_slot_(s, p - s->max_publishers);
+        uint64_t word;
+        if (shm_svc_owner_(slot, &word) && (shm_svc_state_of_(word) == SHM_SVC_ATTACHING || shm_svc_state_of_(word) == SHM_SVC_ATTACHED) && shm_svc_alive_(word)) return 1;
+    }
+    return 0;
+}
+
+/*
+ * Opens the service `name` (without the prefix) that .NET created: maps it, reads and checks its header
+ * and configuration once, and takes a handle slot (so its name stays while this process uses it).
+ * 0; -ENOENT (no such service), -EACCES, -EAGAIN (not ready, or being removed: try again),
+ * -EBADMSG (not a service of this layout, or its configuration is impossible), -EBUSY (256 handles).
+ */
+static inline int shm_service_open(struct shm_service *s, const char *name)
+{
+    memset(s, 0, sizeof *s);
+    s->handle = -1;
+    if (!name || !*name || strchr(name, '/') || strlen(name) + sizeof SHM_SVC_PREFIX > sizeof s->name) return -EINVAL;
+    snprintf(s->name, sizeof s->name, "%s%s", SHM_SVC_PREFIX, name);
+    char path[300];
+    snprintf(path, sizeof path, "/dev/shm/%s", s->name);
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return -EBADMSG; }
+    if (st.st_size == 0) { close(fd); return -EAGAIN; }
+    if (st.st_size < 4096) { close(fd); return -EBADMSG; }
+    void *mapped = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mapped == MAP_FAILED) return -errno;
+    s->base = (char *)mapped;
+    s->size = (size_t)st.st_size;
+    s->device = st.st_dev;
+    s->inode = st.st_ino;
+    int error = -EBADMSG;
+    uint32_t state = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_STATE, uint32_t), __ATOMIC_ACQUIRE);
+    if (state != SHM_SVC_READY) { error = state == 0 || state == 0x54494E49u ? -EAGAIN : -EBADMSG; goto fail; }
+    if (__atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MAGIC_AT, uint32_t), __ATOMIC_ACQUIRE) != SHM_SVC_MAGIC
+        || __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_VERSION_AT, uint32_t), __ATOMIC_ACQUIRE) != SHM_SVC_VERSION
+        || __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_KIND, uint32_t), __ATOMIC_ACQUIRE) != SHM_SVC_PUBSUB
+        || __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_SEGMENT, uint64_t), __ATOMIC_ACQUIRE) != (uint64_t)s->size) goto fail;
+    s->max_publishers = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MAX_PUBLISHERS, uint32_t), __ATOMIC_ACQUIRE);
+    s->max_subscribers = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MAX_SUBSCRIBERS, uint32_t), __ATOMIC_ACQUIRE);
+    s->max_payload = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MAX_PAYLOAD, uint64_t), __ATOMIC_ACQUIRE);
+    s->pool_bytes = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_POOL_BYTES, uint64_t), __ATOMIC_ACQUIRE);
+    s->queue_capacity = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_QUEUE_CAPACITY, uint32_t), __ATOMIC_ACQUIRE);
+    s->history_depth = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_HISTORY_DEPTH, uint32_t), __ATOMIC_ACQUIRE);
+    s->policy = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_POLICY, uint32_t), __ATOMIC_ACQUIRE);
+    if (s->max_publishers < 1 || s->max_publishers > 64 || s->max_subscribers < 1 || s->max_subscribers > 64
+        || s->max_payload < 1 || s->max_payload > (1ull << 30) || s->queue_capacity < 1 || s->queue_capacity > 65536
+        || (s->queue_capacity & (s->queue_capacity - 1)) != 0 || s->history_depth > 65536 || s->policy > 1
+        || s->pool_bytes % 4096 != 0 || s->pool_bytes > (1ull << 31) || s->pool_bytes < (s->history_depth + 2) * shm_svc_record_bytes_(s->max_payload)) goto fail;
+    s->subscriber_bits = s->max_subscribers == 64 ? ~(uint64_t)0 : (((uint64_t)1 << s->max_subscribers) - 1);
+    s->subscriber_slots = 8192 + (uint64_t)s->max_publishers * 256;
+    s->history = s->subscriber_slots + (uint64_t)s->max_subscribers * 128;
+    s->history_stride = shm_svc_align64_((uint64_t)s->history_depth * 16);
+    s->queues = s->history + s->max_publishers * s->history_stride;
+    s->queue_stride = shm_svc_align64_(128 + (uint64_t)s->queue_capacity * 16);
+    s->pools = (s->queues + (uint64_t)s->max_publishers * s->max_subscribers * s->queue_stride + 4095) & ~(uint64_t)4095;
+    if (s->pools + s->max_publishers * s->pool_bytes != (uint64_t)s->size) goto fail;
+    s->handle_word = shm_svc_self_(SHM_SVC_ATTACHED);
+    for (int pass = 0; pass < 2 && s->handle < 0; pass++) {
+        for (int i = 0; i < SHM_SVC_HANDLE_SLOTS && s->handle < 0; i++) {
+            uint64_t seen = __atomic_load_n(shm_svc_handle_(s, i), __ATOMIC_ACQUIRE);
+            if (!shm_svc_valid_owner_(seen) || (seen != 0 && shm_svc_state_of_(seen) != SHM_SVC_ATTACHED)) goto fail;
+            if ((seen == 0 || (pass == 1 && !shm_svc_alive_(seen)))
+                && __atomic_compare_exchange_n(shm_svc_handle_(s, i), &seen, s->handle_word, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) s->handle = i;
+        }
+    }
+    if (s->handle < 0) { error = -EBUSY; goto fail; }
+    {
+        uint32_t retired = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_RETIRED, uint32_t), __ATOMIC_SEQ_CST);
+        if (retired != 0) {
+            uint64_t mine = s->handle_word;
+            __atomic_compare_exchange_n(shm_svc_handle_(s, s->handle), &mine, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            s->handle = -1;
+            error = retired == 1 ? -EAGAIN : -EBADMSG;
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    munmap(s->base, s->size);
+    s->base = NULL;
+    return error;
+}
+
+/* Leaves the service: gives the handle back and, if no live process uses it any more, removes its name (if it still names this segment). */
+static inline void shm_service_close(struct shm_service *s)
+{
+    if (!s->base) return;
+    if (s->handle >= 0) {
+        uint64_t mine = s->handle_word;
+        __atomic_compare_exchange_n(shm_svc_handle_(s, s->handle), &mine, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+    uint32_t *retired = SHM_SVC_WORD(s->base, SHM_SVC_RETIRED, uint32_t);
+    uint32_t seen = __atomic_load_n(retired, __ATOMIC_SEQ_CST);
+    if (!shm_svc_anyone_live_(s) && seen != 1 && __atomic_compare_exchange_n(retired, &seen, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        if (shm_svc_anyone_live_(s)) {
+            __atomic_store_n(retired, 0, __ATOMIC_SEQ_CST); /* someone joined meanwhile */
+        } else {
+            char path[300];
+            struct stat st;
+            snprintf(path, sizeof path, "/dev/shm/%s", s->name);
+            if (lstat(path, &st) == 0 && st.st_dev == s->device && st.st_ino == s->inode) unlink(path);
+        }
+    }
+    munmap(s->base, s->size);
+    s->base = NULL;
+}
+
+/* ---------------------------------------------------------------- publisher */
+
+struct shm_svc_target_ {
+    int attached, drop_oldest;
+    uint32_t generation;
+    uint64_t head, tail_seen, missed;
+};
+
+struct shm_svc_record_ {
+    uint64_t position, size, sequence; /* sequence 0: padding */
+};
+
+struct shm_publisher {
+    struct shm_service *service;
+    char *slot, *pool, *history;
+    uint32_t index, generation, membership, attached_count;
+    uint64_t owner, pool_head, pool_tail, published;
+    int64_t loan_position; /* -1: no loan open */
+    uint32_t loan_size;
+    int corrupt;
+    int64_t liveness_checked;
+    struct shm_svc_target_ targets[64];
+    uint32_t attached[64];
+    struct shm_svc_record_ *records; /* private, oldest first: where each record starts, never read back from shared memory */
+    size_t records_capacity, records_oldest, records_count;
+};
+
+static inline struct shm_svc_record_ *shm_svc_rec_(struct shm_publisher *p, size_t i) { return &p->records[(p->records_oldest + i) % p->records_capacity]; }
+
+static inline int shm_svc_rec_add_(struct shm_publisher *p, uint64_t position, uint64_t size, uint64_t sequence)
+{
+    if (p->records_count == p->records_capacity) {
+        size_t capacity = p->records_capacity ? p->records_capacity * 2 : 64;
+        struct shm_svc_record_ *grown = (struct shm_svc_record_ *)malloc(capacity * sizeof *grown);
+        if (!grown) return -ENOMEM;
+        for (size_t i = 0; i < p->records_count; i++) grown[i] = *shm_svc_rec_(p, i);
+        free(p->records);
+        p->records = grown;
+        p->records_capacity = capacity;
+        p->records_oldest = 0;
+    }
+    struct shm_svc_record_ *r = &p->records[(p->records_oldest + p->records_count) % p->records_capacity];
+    r->position = position;
+    r->size = size;
+    r->sequence = sequence;
+    p->records_count++;
+    return 0;
+}
+
+static inline int shm_svc_corrupt_(struct shm_publisher *p) { p->corrupt = 1; return -EBADMSG; }
+
+static inline int shm_svc_mask_ok_(const struct shm_service *s, uint64_t mask) { return (mask & ~s->subscriber_bits) == 0; }
+
+/* The tail of subscriber `i`'s queue, read once: not behind what was seen, not ahead of the head. */
+static inline int shm_svc_read_tail_(struct shm_publisher *p, uint32_t i, uint64_t *tail)
+{
+    struct shm_svc_target_ *t = &p->targets[i];
+    *tail = __atomic_load_n(SHM_SVC_WORD(shm_svc_queue_(p->service, p->index, i), SHM_SVC_TAIL, uint64_t), __ATOMIC_ACQUIRE);
+    if (*tail < t->tail_seen || *tail > t->head) return shm_svc_corrupt_(p);
+    t->tail_seen = *tail;
+    return 0;
+}
+
+/* Re-reads every subscriber slot: attached ones are targets; for each dead or departed one not yet cleaned here, its bit is cleared in every record of this pool and the pins. */
+static inline int shm_svc_rescan_(struct shm_publisher *p)
+{
+    struct shm_service *s = p->service;
+    uint32_t membership = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), __ATOMIC_SEQ_CST);
+    p->attached_count = 0;
+    for (uint32_t i = 0; i < s->max_subscribers; i++) {
+        char *slot = shm_svc_subscriber_slot_(s, i);
+        uint64_t owner;
+        if (!shm_svc_owner_(slot, &owner)) return shm_svc_corrupt_(p);
+        struct shm_svc_target_ *t = &p->targets[i];
+        int state = shm_svc_state_of_(owner);
+        uint32_t generation = __atomic_load_n(SHM_SVC_WORD(slot, SHM_SVC_GENERATION, uint32_t), __ATOMIC_ACQUIRE);
+        if (state == SHM_SVC_ATTACHED) {
+            if (!t->attached || t->generation != generation) {
+                char *queue = shm_svc_queue_(s, p->index, i);
+                uint32_t policy = __atomic_load_n(SHM_SVC_WORD(slot, SHM_SVC_SUB_POLICY, uint32_t), __ATOMIC_ACQUIRE);
+                uint64_t head = __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_HEAD, uint64_t), __ATOMIC_ACQUIRE);
+                uint64_t tail = __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), __ATOMIC_ACQUIRE);
+                int64_t missed = __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_MISSED, int64_t), __ATOMIC_ACQUIRE);
+                if (policy > 1 || (int64_t)head < 0 || head - tail > s->queue_capacity || missed < 0) return shm_svc_corrupt_(p);
+                __atomic_store_n(SHM_SVC_WORD(queue, SHM_SVC_FIRST, uint64_t), p->published + 1, __ATOMIC_RELEASE);
+                t->attached = 1;
+                t->drop_oldest = policy == 1;
+                t->generation = generation;
+                t->head = head;
+                t->tail_seen = tail;
+                t->missed = (uint64_t)missed;
+            }
+            p->attached[p->attached_count++] = i;
+            continue;
+        }
+        t->attached = 0;
+        if (state == SHM_SVC_LEAVING && !shm_svc_alive_(owner)
+            && __atomic_compare_exchange_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, uint64_t), &owner, shm_svc_with_state_(owner, SHM_SVC_DEAD), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            state = SHM_SVC_DEAD; /* it died clearing its own references: they are this publisher's to clear */
+            __atomic_add_fetch(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
+        }
+        uint32_t *cleaned = SHM_SVC_WORD(shm_svc_queue_(s, p->index, i), SHM_SVC_CLEANED, uint32_t);
+        if ((state == SHM_SVC_DEAD || state == SHM_SVC_DEPARTED) && __atomic_load_n(cleaned, __ATOMIC_ACQUIRE) != generation) {
+            uint64_t bit = (uint64_t)1 << i;
+            for (size_t k = 0; k < p->records_count; k++) {
+                struct shm_svc_record_ *r = shm_svc_rec_(p, k);
+                if (r->sequence == 0 || (int64_t)r->position == p->loan_position) continue;
+                uint64_t was = __atomic_fetch_and(SHM_SVC_WORD(p->pool + r->position % s->pool_bytes, SHM_SVC_MASK, uint64_t), ~bit, __ATOMIC_SEQ_CST);
+                if (!shm_svc_mask_ok_(s, was)) return shm_svc_corrupt_(p);
+            }
+            /* its pin too, before `cleaned`: a new subscriber in the slot pins only after it */
+            if (s->history_depth > 0) __atomic_fetch_and(SHM_SVC_WORD(p->slot, SHM_SVC_HISTORY_PINS, uint64_t), ~bit, __ATOMIC_SEQ_CST);
+            __atomic_store_n(cleaned, generation, __ATOMIC_RELEASE);
+        }
+    }
+    p->membership = membership;
+    return 0;
+}
+
+/* Takes subscriber `i`'s oldest entry back (it may pop it first), clears its bit in that record and counts it missed: 1 taken, 0 not, or -EBADMSG. */
+static inline int shm_svc_take_back_(struct shm_publisher *p, uint32_t i)
+{
+    struct shm_service *s = p->service;
+    struct shm_svc_target_ *t = &p->targets[i];
+    char *queue = shm_svc_queue_(s, p->index, i);
+    uint64_t tail;
+    if (shm_svc_read_tail_(p, i, &tail) != 0) return -EBADMSG;
+    if (tail == t->head) return 0;
+    char *entry = queue + SHM_SVC_ENTRIES + (tail & (s->queue_capacity - 1)) * 16;
+    uint64_t descriptor = __atomic_load_n(SHM_SVC_WORD(entry, 0, uint64_t), __ATOMIC_ACQUIRE);
+    uint64_t names = __atomic_load_n(SHM_SVC_WORD(entry, 8, uint64_t), __ATOMIC_ACQUIRE);
+    uint64_t expected = tail;
+    if (!__atomic_compare_exchange_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), &expected, tail + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        return shm_svc_read_tail_(p, i, &tail) != 0 ? -EBADMSG : 0;
+    }
+    t->tail_seen = tail + 1;
+    uint32_t offset = (uint32_t)descriptor, length = (uint32_t)(descriptor >> 32);
+    if ((uint32_t)(names >> 32) != t->generation || (offset & 63) != 0 || length > s->max_payload || offset + shm_svc_record_bytes_(length) > s->pool_bytes) return shm_svc_corrupt_(p);
+    char *record = p->pool + offset;
+    uint64_t sequence = __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_SEQUENCE, uint64_t), __ATOMIC_ACQUIRE);
+    if ((uint32_t)sequence != (uint32_t)names || __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_LENGTH, uint32_t), __ATOMIC_ACQUIRE) != length
+        || __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_CHECK, uint32_t), __ATOMIC_ACQUIRE) != shm_svc_check(offset, length, sequence, p->generation, 0)) return shm_svc_corrupt_(p);
+    uint64_t was = __atomic_fetch_and(SHM_SVC_WORD(record, SHM_SVC_MASK, uint64_t), ~((uint64_t)1 << i), __ATOMIC_SEQ_CST);
+    if (!shm_svc_mask_ok_(s, was) || !(was & ((uint64_t)1 << i))) return shm_svc_corrupt_(p);
+    __atomic_store_n(SHM_SVC_WORD(queue, SHM_SVC_MISSED, uint64_t), ++t->missed, __ATOMIC_RELEASE);
+    return 1;
+}
+
+/* Frees records at the pool's tail whose mask is 0, out of the history window, while no subscriber pins it. */
+static inline int shm_svc_reclaim_(struct shm_publisher *p)
+{
+    struct shm_service *s = p->service;
+    int pins_read = 0;
+    uint64_t pins = 0;
+    while (p->records_count > 0) {
+        struct shm_svc_record_ *r = shm_svc_rec_(p, 0);
+        if ((int64_t)r->position == p->loan_position) break;
+        if (r->sequence != 0) {
+            if (s->history_depth > 0) {
+                if (r->sequence + s->history_depth > p->published) break;
+                if (!pins_read) {
+                    pins = __atomic_load_n(SHM_SVC_WORD(p->slot, SHM_SVC_HISTORY_PINS, uint64_t), __ATOMIC_SEQ_CST);
+                    if (!shm_svc_mask_ok_(s, pins)) return shm_svc_corrupt_(p);
+                    pins_read = 1;
+                }
+                if (pins != 0) break;
+            }
+            uint64_t mask = __atomic_load_n(SHM_SVC_WORD(p->pool + r->position % s->pool_bytes, SHM_SVC_MASK, uint64_t), __ATOMIC_ACQUIRE);
+            if (!shm_svc_mask_ok_(s, mask)) return shm_svc_corrupt_(p);
+            if (mask != 0) break;
+        }
+        p->pool_tail += r->size;
+        p->records_oldest = (p->records_oldest + 1) % p->records_capacity;
+        p->records_count--;
+    }
+    __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_POOL_TAIL, uint64_t), p->pool_tail, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* 1 if a record of `size` bytes can be loaned now (every block queue has room, and the pool after reclaiming), 0 if not, or -EBADMSG; `padding`: the bytes to skip to the pool's end first. */
+static inline int shm_svc_has_room_(struct shm_publisher *p, uint32_t size, uint64_t *padding)
+{
+    struct shm_service *s = p->service;
+    if (__atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), __ATOMIC_SEQ_CST) != p->membership && shm_svc_rescan_(p) != 0) return -EBADMSG;
+    for (uint32_t k = 0; k < p->attached_count; k++) {
+        struct shm_svc_target_ *t = &p->targets[p->attached[k]];
+        uint64_t tail;
+        if (!t->drop_oldest && t->head - t->tail_seen >= s->queue_capacity) {
+            if (shm_svc_read_tail_(p, p->attached[k], &tail) != 0) return -EBADMSG;
+            if (t->head - tail >= s->queue_capacity) return 0;
+        }
+    }
+    if (shm_svc_reclaim_(p) != 0) return -EBADMSG;
+    uint64_t record = shm_svc_record_bytes_(size);
+    for (;;) {
+        uint64_t offset = p->pool_head % s->pool_bytes;
+        *padding = offset + record > s->pool_bytes ? s->pool_bytes - offset : 0;
+        if (*padding + record <= s->pool_bytes - (p->pool_head - p->pool_tail)) return 1;
+        /* The oldest sample holds the pool: take it back from drop-oldest queues where it is the oldest entry. */
+        size_t k = 0;
+        while (k < p->records_count && shm_svc_rec_(p, k)->sequence == 0) k++;
+        if (k == p->records_count) return 0;
+        struct shm_svc_record_ *oldest = shm_svc_rec_(p, k);
+        if ((int64_t)oldest->position == p->loan_position || (s->history_depth > 0 && oldest->sequence + s->history_depth > p->published)) return 0;
+        uint64_t mask = __atomic_load_n(SHM_SVC_WORD(p->pool + oldest->position % s->pool_bytes, SHM_SVC_MASK, uint64_t), __ATOMIC_ACQUIRE);
+        if (!shm_svc_mask_ok_(s, mask)) return shm_svc_corrupt_(p);
+        if (mask == 0) return 0;
+        for (uint64_t bits = mask; bits; bits &= bits - 1) {
+            uint32_t i = (uint32_t)__builtin_ctzll(bits);
+            struct shm_svc_target_ *t = &p->targets[i];
+            if (!t->attached || !t->drop_oldest || t->head == t->tail_seen) return 0;
+            char *entry = shm_svc_queue_(s, p->index, i) + SHM_SVC_ENTRIES + (t->tail_seen & (s->queue_capacity - 1)) * 16;
+            if ((uint32_t)__atomic_load_n(SHM_SVC_WORD(entry, 0, uint64_t), __ATOMIC_ACQUIRE) != (uint32_t)(oldest->position % s->pool_bytes)) return 0;
+            int taken = shm_svc_take_back_(p, i);
+            if (taken < 0) return taken;
+        }
+        if (shm_svc_reclaim_(p) != 0) return -EBADMSG;
+    }
+}
+
+/* Marks attached subscribers whose process died as dead (checked at most every 50 ms of waiting). */
+static inline void shm_svc_check_subscribers_(struct shm_publisher *p)
+{
+    int64_t now = shm_svc_now_ns_();
+    if (now - p->liveness_checked < 50000000) return;
+    p->liveness_checked = now;
+    for (uint32_t k = 0; k < p->attached_count; k++) {
+        char *slot = shm_svc_subscriber_slot_(p->service, p->attached[k]);
+        uint64_t owner;
+        if (shm_svc_owner_(slot, &owner) && shm_svc_state_of_(owner) == SHM_SVC_ATTACHED && !shm_svc_alive_(owner)
+            && __atomic_compare_exchange_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, uint64_t), &owner, shm_svc_with_state_(owner, SHM_SVC_DEAD), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            __atomic_add_fetch(SHM_SVC_WORD(p->service->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
+        }
+    }
+}
+
+/* Attaches a publisher to a free publisher slot: 0, -EBUSY (none free), -EAGAIN (the service is being removed), -EBADMSG. */
+static inline int shm_publisher_attach(struct shm_publisher *p, struct shm_service *s)
+{
+    memset(p, 0, sizeof *p);
+    p->service = s;
+    p->loan_position = -1;
+    uint64_t attaching = shm_svc_self_(SHM_SVC_ATTACHING);
+    p->owner = shm_svc_with_state_(attaching, SHM_SVC_ATTACHED);
+    uint32_t index = UINT32_MAX;
+    for (uint32_t i = 0; i < s->max_publishers && index == UINT32_MAX; i++) {
+        uint64_t seen;
+        if (!shm_svc_owner_(shm_svc_publisher_slot_(s, i), &seen)) return shm_svc_corrupt_(p);
+        if (seen == 0 && __atomic_compare_exchange_n(SHM_SVC_WORD(shm_svc_publisher_slot_(s, i), SHM_SVC_OWNER, uint64_t), &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) index = i;
+    }
+    if (index == UINT32_MAX) return -EBUSY;
+    p->index = index;
+    p->slot = shm_svc_publisher_slot_(s, index);
+    p->pool = shm_svc_pool_(s, index);
+    p->history = shm_svc_history_ring_(s, index);
+    p->generation = __atomic_load_n(SHM_SVC_WORD(p->slot, SHM_SVC_GENERATION, uint32_t), __ATOMIC_ACQUIRE) + 1;
+    __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_GENERATION, uint32_t), p->generation, __ATOMIC_RELEASE);
+    __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_POOL_HEAD, uint64_t), 0, __ATOMIC_RELEASE);
+    __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_POOL_TAIL, uint64_t), 0, __ATOMIC_RELEASE);
+    __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_PUBLISHED, uint64_t), 0, __ATOMIC_RELEASE);
+    uint64_t expected = attaching;
+    if (!__atomic_compare_exchange_n(SHM_SVC_WORD(p->slot, SHM_SVC_OWNER, uint64_t), &expected, p->owner, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return shm_svc_corrupt_(p);
+    uint32_t retired = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_RETIRED, uint32_t), __ATOMIC_SEQ_CST);
+    p->membership = __atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), __ATOMIC_SEQ_CST) - 1;
+    if (retired != 0 || shm_svc_rescan_(p) != 0) {
+        expected = p->owner;
+        __atomic_compare_exchange_n(SHM_SVC_WORD(p->slot, SHM_SVC_OWNER, uint64_t), &expected, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        return retired == 1 ? -EAGAIN : shm_svc_corrupt_(p);
+    }
+    return 0;
+}
+
+/*
+ * Lends `size` bytes of the pool (one loan at a time), waiting up to `timeout_ns` (negative: for ever)
+ * for room: 0 with *payload set (64-byte aligned, in place); -ETIMEDOUT; -EINVAL (size past the max
+ * payload, or a loan already open); -EBADMSG; -ENOMEM.
+ */
+static inline int shm_publisher_loan(struct shm_publisher *p, uint32_t size, int64_t timeout_ns, void **payload)
+{
+    struct shm_service *s = p->service;
+    if (p->corrupt) return -EBADMSG;
+    if (size > s->max_payload || p->loan_position >= 0) return -EINVAL;
+    int64_t until = timeout_ns < 0 ? INT64_MAX : shm_svc_now_ns_() + timeout_ns;
+    uint64_t padding = 0;
+    for (int spin = 0;; spin++) {
+        uint32_t seen = __atomic_load_n(SHM_SVC_WORD(p->slot, SHM_SVC_SPACE_SEQUENCE, uint32_t), __ATOMIC_SEQ_CST);
+        int room = shm_svc_has_room_(p, size, &padding);
+        if (room < 0) return room;
+        if (room) break;
+        if (shm_svc_now_ns_() >= until) return -ETIMEDOUT;
+        shm_svc_check_subscribers_(p);
+        if (spin < 200) { SHM_SVC_PAUSE_(); continue; }
+        __atomic_add_fetch(SHM_SVC_WORD(p->slot, SHM_SVC_PUBLISHER_SLEEPING, uint32_t), 1, __ATOMIC_SEQ_CST);
+        room = shm_svc_has_room_(p, size, &padding);
+        if (room == 0) shm_svc_futex_wait_(SHM_SVC_WORD(p->slot, SHM_SVC_SPACE_SEQUENCE, uint32_t), seen, until);
+        __atomic_sub_fetch(SHM_SVC_WORD(p->slot, SHM_SVC_PUBLISHER_SLEEPING, uint32_t), 1, __ATOMIC_SEQ_CST);
+        if (room < 0) return room;
+    }
+    if (padding > 0) {
+        uint64_t offset = p->pool_head % s->pool_bytes;
+        char *pad = p->pool + offset;
+        uint32_t length = (uint32_t)(padding - SHM_SVC_RECORD_HEADER);
+        *SHM_SVC_WORD(pad, SHM_SVC_MASK, uint64_t) = 0;
+        *SHM_SVC_WORD(pad, SHM_SVC_SEQUENCE, uint64_t) = 0;
+        *SHM_SVC_WORD(pad, SHM_SVC_LENGTH, uint32_t) = length;
+        *SHM_SVC_WORD(pad, SHM_SVC_FLAGS, uint32_t) = 1;
+        *SHM_SVC_WORD(pad, SHM_SVC_RECORD_GENERATION, uint32_t) = p->generation;
+        *SHM_SVC_WORD(pad, SHM_SVC_CHECK, uint32_t) = shm_svc_check(offset, length, 0, p->generation, 1);
+        if (shm_svc_rec_add_(p, p->pool_head, padding, 0) != 0) return -ENOMEM;
+        p->pool_head += padding;
+    }
+    char *record = p->pool + p->pool_head % s->pool_bytes;
+    *SHM_SVC_WORD(record, SHM_SVC_MASK, uint64_t) = 0;
+    *SHM_SVC_WORD(record, SHM_SVC_CHECK, uint32_t) = 0; /* not a sample until published */
+    if (shm_svc_rec_add_(p, p->pool_head, shm_svc_record_bytes_(size), p->published + 1) != 0) return -ENOMEM;
+    p->loan_position = (int64_t)p->pool_head;
+    p->loan_size = size;
+    p->pool_head += shm_svc_record_bytes_(size);
+    *payload = record + SHM_SVC_RECORD_HEADER;
+    return 0;
+}
+
+/* Publishes the first `length` bytes of the open loan to every attached subscriber: 0, -EINVAL (no loan, or longer than it), -EBADMSG. */
+static inline int shm_publisher_publish(struct shm_publisher *p, uint32_t length)
+{
+    struct shm_service *s = p->service;
+    if (p->corrupt) return -EBADMSG;
+    if (p->loan_position < 0 || length > p->loan_size) return -EINVAL;
+    uint32_t *publishing = SHM_SVC_WORD(p->slot, SHM_SVC_PUBLISHING, uint32_t);
+    uint32_t started = __atomic_add_fetch(publishing, 1, __ATOMIC_SEQ_CST); /* odd, and a full fence before membership is read */
+    int error = 0;
+    if (__atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), __ATOMIC_SEQ_CST) != p->membership) error = shm_svc_rescan_(p);
+    uint64_t position = (uint64_t)p->loan_position, offset = position % s->pool_bytes;
+    char *record = p->pool + offset;
+    uint64_t sequence = p->published + 1, mask = 0;
+    for (uint32_t k = 0; k < p->attached_count && error == 0; k++) {
+        uint32_t i = p->attached[k];
+        struct shm_svc_target_ *t = &p->targets[i];
+        uint64_t tail;
+        while (error == 0 && t->head - t->tail_seen >= s->queue_capacity) {
+            if (shm_svc_read_tail_(p, i, &tail) != 0) error = -EBADMSG;
+            else if (t->head - tail < s->queue_capacity) break;
+            else if (!t->drop_oldest) error = shm_svc_corrupt_(p); /* the loan waited for room in block queues */
+            else if (shm_svc_take_back_(p, i) < 0) error = -EBADMSG;
+        }
+        mask |= (uint64_t)1 << i;
+    }
+    if (error == 0) {
+        shm_svc_rec_(p, p->records_count - 1)->size = shm_svc_record_bytes_(length); /* a shorter sample gives the rest back */
+        p->pool_head = position + shm_svc_record_bytes_(length);
+        *SHM_SVC_WORD(record, SHM_SVC_SEQUENCE, uint64_t) = sequence;
+        *SHM_SVC_WORD(record, SHM_SVC_LENGTH, uint32_t) = length;
+        *SHM_SVC_WORD(record, SHM_SVC_FLAGS, uint32_t) = 0;
+        *SHM_SVC_WORD(record, SHM_SVC_RECORD_GENERATION, uint32_t) = p->generation;
+        *SHM_SVC_WORD(record, SHM_SVC_TIMESTAMP, int64_t) = shm_svc_now_ns_();
+        *SHM_SVC_WORD(record, SHM_SVC_CHECK, uint32_t) = shm_svc_check(offset, length, sequence, p->generation, 0);
+        __atomic_store_n(SHM_SVC_WORD(record, SHM_SVC_MASK, uint64_t), mask, __ATOMIC_RELEASE);
+        uint64_t descriptor = (uint32_t)offset | ((uint64_t)length << 32);
+        for (uint32_t k = 0; k < p->attached_count; k++) {
+            struct shm_svc_target_ *t = &p->targets[p->attached[k]];
+            char *queue = shm_svc_queue_(s, p->index, p->attached[k]);
+            char *entry = queue + SHM_SVC_ENTRIES + (t->head & (s->queue_capacity - 1)) * 16;
+            *SHM_SVC_WORD(entry, 0, uint64_t) = descriptor;
+            *SHM_SVC_WORD(entry, 8, uint64_t) = (uint32_t)sequence | ((uint64_t)t->generation << 32);
+            __atomic_store_n(SHM_SVC_WORD(queue, SHM_SVC_HEAD, uint64_t), ++t->head, __ATOMIC_RELEASE);
+        }
+        if (s->history_depth > 0) {
+            char *entry = p->history + ((sequence - 1) % s->history_depth) * 16;
+            __atomic_store_n(SHM_SVC_WORD(entry, 8, uint64_t), 0, __ATOMIC_SEQ_CST);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the sequence is 0 before the descriptor changes */
+            *SHM_SVC_WORD(entry, 0, uint64_t) = descriptor;
+            __atomic_store_n(SHM_SVC_WORD(entry, 8, uint64_t), sequence, __ATOMIC_RELEASE);
+        }
+        p->published = sequence;
+        __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_PUBLISHED, uint64_t), sequence, __ATOMIC_RELEASE);
+        __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_POOL_HEAD, uint64_t), p->pool_head, __ATOMIC_RELEASE);
+        p->loan_position = -1;
+    }
+    __atomic_store_n(publishing, started + 1, __ATOMIC_SEQ_CST); /* and the heads before the sleep flags */
+    if (error == 0) {
+        for (uint32_t k = 0; k < p->attached_count; k++) shm_svc_wake_(shm_svc_subscriber_slot_(s, p->attached[k]), SHM_SVC_WAKE_SEQUENCE, SHM_SVC_SUBSCRIBER_SLEEPING);
+    }
+    return error;
+}
+
+/* Leaves the slot: published samples stay deliverable (the slot is freed once they were all released); an open loan is dropped. */
+static inline void shm_publisher_detach(struct shm_publisher *p)
+{
+    if (p->slot) {
+        uint64_t expected = p->owner;
+        if (__atomic_compare_exchange_n(SHM_SVC_WORD(p->slot, SHM_SVC_OWNER, uint64_t), &expected, shm_svc_with_state_(p->owner, SHM_SVC_DEPARTED), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            __atomic_add_fetch(SHM_SVC_WORD(p->service->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
+        }
+    }
+    free(p->records);
+    p->records = NULL;
+    p->slot = NULL;
+}
+
+/* ---------------------------------------------------------------- subscriber */
+
+struct shm_subscriber {
+    struct shm_service *service;
+    char *slot;
+    uint32_t index, generation;
+    uint64_t bit, owner;
+    int drop_oldest, corrupt;
+    uint32_t next;
+    uint64_t tails[64], last_sequences[64];
+    uint32_t publisher_generations[64];
+};
+
+/* A received sample: its bytes in place until released. */
+struct shm_sample {
+    const void *data;
+    uint32_t length;
+    uint32_t publisher;
+    uint64_t sequence;
+    uint64_t missed;  /* samples of that publisher lost just before this one (drop oldest) */
+    int64_t timestamp; /* CLOCK_MONOTONIC ns at publish */
+    char *record_;
+};
+
+static inline int shm_svc_sub_corrupt_(struct shm_subscriber *sub) { sub->corrupt = 1; return -EBADMSG; }
+
+/* Pops the oldest entry of publisher p's queue and checks it and its record: 1 popped, 0 empty, or -EBADMSG. */
+static inline int shm_svc_pop_(struct shm_subscriber *sub, uint32_t p, char **record_out, uint64_t *sequence_out, uint32_t *generation_out)
+{
+    struct shm_service *s = sub->service;
+    char *queue = shm_svc_queue_(s, p, sub->index);
+    for (uint32_t attempt = 0; attempt <= s->queue_capacity + 1; attempt++) {
+        /* The tail first: the publisher moves it (drop oldest) before the head, so it is never ahead of a head read after it. */
+        uint64_t tail = sub->drop_oldest ? __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), __ATOMIC_SEQ_CST) : sub->tails[p];
+        uint64_t head = __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_HEAD, uint64_t), __ATOMIC_SEQ_CST);
+        if (tail < sub->tails[p]) return shm_svc_sub_corrupt_(sub);
+        if (head == tail) return 0;
+        if (head - tail > s->queue_capacity) {
+            if (sub->drop_oldest && __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), __ATOMIC_SEQ_CST) != tail) continue; /* moving */
+            return shm_svc_sub_corrupt_(sub);
+        }
+        char *entry = queue + SHM_SVC_ENTRIES + (tail & (s->queue_capacity - 1)) * 16;
+        uint64_t descriptor = __atomic_load_n(SHM_SVC_WORD(entry, 0, uint64_t), __ATOMIC_ACQUIRE);
+        uint64_t names = __atomic_load_n(SHM_SVC_WORD(entry, 8, uint64_t), __ATOMIC_ACQUIRE);
+        uint64_t expected = tail;
+        if (!__atomic_compare_exchange_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), &expected, tail + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            if (!sub->drop_oldest) return shm_svc_sub_corrupt_(sub); /* only this subscriber moves a block queue's tail */
+            continue; /* the publisher took it back: try the next */
+        }
+        sub->tails[p] = tail + 1;
+        shm_svc_wake_(shm_svc_publisher_slot_(s, p), SHM_SVC_SPACE_SEQUENCE, SHM_SVC_PUBLISHER_SLEEPING);
+        uint32_t offset = (uint32_t)descriptor, length = (uint32_t)(descriptor >> 32);
+        if ((uint32_t)(names >> 32) != sub->generation || (offset & 63) != 0 || length > s->max_payload || offset + shm_svc_record_bytes_(length) > s->pool_bytes) return shm_svc_sub_corrupt_(sub);
+        char *record = shm_svc_pool_(s, p) + offset;
+        uint64_t sequence = __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_SEQUENCE, uint64_t), __ATOMIC_ACQUIRE);
+        uint32_t stored = __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_LENGTH, uint32_t), __ATOMIC_ACQUIRE);
+        uint32_t flags = __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_FLAGS, uint32_t), __ATOMIC_ACQUIRE);
+        uint32_t generation = __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_RECORD_GENERATION, uint32_t), __ATOMIC_ACQUIRE);
+        uint32_t check = __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_CHECK, uint32_t), __ATOMIC_ACQUIRE);
+        uint64_t mask = __atomic_load_n(SHM_SVC_WORD(record, SHM_SVC_MASK, uint64_t), __ATOMIC_ACQUIRE);
+        if ((uint32_t)sequence != (uint32_t)names || stored != length || flags != 0 || check != shm_svc_check(offset, length, sequence, generation, 0)
+            || !shm_svc_mask_ok_(s, mask) || !(mask & sub->bit)) return shm_svc_sub_corrupt_(sub);
+        *record_out = record;
+        *sequence_out = sequence;
+        *generation_out = generation;
+        return 1;
+    }
+    return 0;
+}
+
+/* Clears this subscriber's bit in a record it references (the publisher is woken if that freed it): 0, or -EBADMSG if the bit was not there. */
+static inline int shm_svc_unreference_(struct shm_subscriber *sub, uint32_t p, char *record)
+{
+    uint64_t was = __atomic_fetch_and(SHM_SVC_WORD(record, SHM_SVC_MASK, uint64_t), ~sub->bit, __ATOMIC_SEQ_CST);
+    if (!shm_svc_mask_ok_(sub->service, was) || !(was & sub->bit)) return shm_svc_sub_corrupt_(sub);
+    if (was == sub->bit) shm_svc_wake_(shm_svc_publisher_slot_(sub->service, p), SHM_SVC_SPACE_SEQUENCE, SHM_SVC_PUBLISHER_SLEEPING);
+    return 0;
+}
+
+/* Attaches a subscriber (SHM_SVC_BLOCK or SHM_SVC_DROP_OLDEST) to a free subscriber slot: 0, -EBUSY, -EAGAIN (being removed), -EBADMSG, -EINVAL. */
+static inline int shm_subscriber_attach(struct shm_subscriber *sub, struct shm_service *s, int policy)
+{
+    memset(sub, 0, sizeof *sub);
+    if (policy != SHM_SVC_BLOCK && policy != SHM_SVC_DROP_OLDEST) return -EINVAL;
+    sub->service = s;
+    sub->drop_oldest = policy == SHM_SVC_DROP_OLDEST;
+    uint64_t attaching = shm_svc_self_(SHM_SVC_ATTACHING);
+    sub->owner = shm_svc_with_state_(attaching, SHM_SVC_ATTACHED);
+    uint32_t index = UINT32_MAX;
+    for (uint32_t i = 0; i < s->max_subscribers && index == UINT32_MAX; i++) {
+        uint64_t seen;
+        if (!shm_svc_owner_(shm_svc_subscriber_slot_(s, i), &seen)) return shm_svc_sub_corrupt_(sub);
+        if (seen == 0 && __atomic_compare_exchange_n(SHM_SVC_WORD(shm_svc_subscriber_slot_(s, i), SHM_SVC_OWNER, uint64_t), &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) index = i;
+    }
+    if (index == UINT32_MAX) return -EBUSY;
+    sub->index = index;
+    sub->bit = (uint64_t)1 << index;
+    sub->slot = shm_svc_subscriber_slot_(s, index);
+    sub->generation = __atomic_load_n(SHM_SVC_WORD(sub->slot, SHM_SVC_GENERATION, uint32_t), __ATOMIC_ACQUIRE) + 1;
+    __atomic_store_n(SHM_SVC_WORD(sub->slot, SHM_SVC_GENERATION, uint32_t), sub->generation, __ATOMIC_RELEASE);
+    __atomic_store_n(SHM_SVC_WORD(sub->slot, SHM_SVC_SUB_POLICY, uint32_t), (uint32_t)policy, __ATOMIC_RELEASE);
+    for (uint32_t p = 0; p < s->max_publishers; p++) {
+        char *queue = shm_svc_queue_(s, p, index);
+        uint64_t head = __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_HEAD, uint64_t), __ATOMIC_ACQUIRE);
+        __atomic_store_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), head, __ATOMIC_RELEASE);
+        __atomic_store_n(SHM_SVC_WORD(queue, SHM_SVC_MISSED, uint64_t), 0, __ATOMIC_RELEASE);
+        __atomic_store_n(SHM_SVC_WORD(queue, SHM_SVC_FIRST, uint64_t), 0, __ATOMIC_RELEASE);
+        sub->tails[p] = head;
+    }
+    uint64_t expected = attaching;
+    if (!__atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, sub->owner, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return shm_svc_sub_corrupt_(sub);
+    __atomic_add_fetch(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(SHM_SVC_WORD(s->base, SHM_SVC_RETIRED, uint32_t), __ATOMIC_SEQ_CST) != 0) {
+        expected = sub->owner;
+        __atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, shm_svc_with_state_(sub->owner, SHM_SVC_DEPARTED), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+static inline int shm_svc_has_data_(struct shm_subscriber *sub)
+{
+    for (uint32_t p = 0; p < sub->service->max_publishers; p++) {
+        char *queue = shm_svc_queue_(sub->service, p, sub->index);
+        uint64_t tail = sub->drop_oldest ? __atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_TAIL, uint64_t), __ATOMIC_ACQUIRE) : sub->tails[p];
+        if (__atomic_load_n(SHM_SVC_WORD(queue, SHM_SVC_HEAD, uint64_t), __ATOMIC_ACQUIRE) != tail) return 1;
+    }
+    return 0;
+}
+
+/*
+ * Takes the next sample (publishers in turn, each one's in order), waiting up to `timeout_ns` (negative:
+ * for ever): 0 with *sample filled (release it with shm_subscriber_release); -ETIMEDOUT; -EBADMSG.
+ */
+static inline int shm_subscriber_receive(struct shm_subscriber *sub, int64_t timeout_ns, struct shm_sample *sample)
+{
+    struct shm_service *s = sub->service;
+    memset(sample, 0, sizeof *sample); /* releasing a sample no receive filled is -EINVAL */
+    if (sub->corrupt) return -EBADMSG;
+    int64_t until = timeout_ns < 0 ? INT64_MAX : shm_svc_now_ns_() + timeout_ns;
+    for (int spin = 0;; spin++) {
+        for (uint32_t k = 0; k < s->max_publishers; k++) {
+            uint32_t p = (sub->next + k) % s->max_publishers;
+            char *record;
+            uint64_t sequence;
+            uint32_t generation;
+            int popped = shm_svc_pop_(sub, p, &record, &sequence, &generation);
+            if (popped < 0) return popped;
+            if (!popped) continue;
+            uint64_t previous;
+            if (sub->publisher_generations[p] == generation && sub->last_sequences[p] > 0) {
+                previous = sub->last_sequences[p];
+            } else {
+                uint64_t first = __atomic_load_n(SHM_SVC_WORD(shm_svc_queue_(s, p, sub->index), SHM_SVC_FIRST, uint64_t), __ATOMIC_ACQUIRE);
+                if (first < 1) return shm_svc_sub_corrupt_(sub);
+                previous = first - 1;
+            }
+            if (sequence <= previous || (!sub->drop_oldest && sequence != previous + 1)) return shm_svc_sub_corrupt_(sub);
+            sub->publisher_generations[p] = generation;
+            sub->last_sequences[p] = sequence;
+            sub->next = (p + 1) % s->max_publishers;
+            sample->data = record + SHM_SVC_RECORD_HEADER;
+            sample->length = *SHM_SVC_WORD(record, SHM_SVC_LENGTH, uint32_t);
+            sample->publisher = p;
+            sample->sequence = sequence;
+            sample->missed = sequence - previous - 1;
+            sample->timestamp = *SHM_SVC_WORD(record, SHM_SVC_TIMESTAMP, int64_t);
+            sample->record_ = record;
+            return 0;
+        }
+        if (shm_svc_now_ns_() >= until) return -ETIMEDOUT;
+        if (spin < 200) { SHM_SVC_PAUSE_(); continue; }
+        uint32_t *sequence = SHM_SVC_WORD(sub->slot, SHM_SVC_WAKE_SEQUENCE, uint32_t);
+        uint32_t seen = __atomic_load_n(sequence, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(SHM_SVC_WORD(sub->slot, SHM_SVC_SUBSCRIBER_SLEEPING, uint32_t), 1, __ATOMIC_SEQ_CST);
+        if (!shm_svc_has_data_(sub)) shm_svc_futex_wait_(sequence, seen, until);
+        __atomic_sub_fetch(SHM_SVC_WORD(sub->slot, SHM_SVC_SUBSCRIBER_SLEEPING, uint32_t), 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* Releases a received sample: 0, -EINVAL (not a sample, or released already), -EBADMSG (another process cleared this subscriber's reference). */
+static inline int shm_subscriber_release(struct shm_subscriber *sub, struct shm_sample *sample)
+{
+    if (!sample->record_) return -EINVAL;
+    char *record = sample->record_;
+    sample->record_ = NULL;
+    return shm_svc_unreference_(sub, sample->publisher, record);
+}
+
+/*
+ * Leaves the slot: releases what is queued (release held samples first), marks the slot leaving, then
+ * for each attached publisher waits (up to 1 s) for a publish in flight, drains again and marks this
+ * generation cleaned there, then marks the slot departed: it is free at once.
+ */
+static inline void shm_subscriber_detach(struct shm_subscriber *sub)
+{
+    struct shm_service *s = sub->service;
+    if (!sub->slot) return;
+    char *record;
+    uint64_t sequence;
+    uint32_t generation;
+    for (uint32_t p = 0; p < s->max_publishers && !sub->corrupt; p++) {
+        while (shm_svc_pop_(sub, p, &record, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
+    }
+    uint64_t expected = sub->owner, leaving = shm_svc_with_state_(sub->owner, SHM_SVC_LEAVING);
+    if (__atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, leaving, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        __atomic_add_fetch(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
+        int64_t until = shm_svc_now_ns_() + 1000000000;
+        for (uint32_t p = 0; p < s->max_publishers && !sub->corrupt; p++) {
+            char *slot = shm_svc_publisher_slot_(s, p);
+            uint64_t owner;
+            if (!shm_svc_owner_(slot, &owner) || shm_svc_state_of_(owner) != SHM_SVC_ATTACHED) continue;
+            uint32_t *publishing = SHM_SVC_WORD(slot, SHM_SVC_PUBLISHING, uint32_t);
+            uint32_t seen = __atomic_load_n(publishing, __ATOMIC_SEQ_CST);
+            int waited = 1;
+            while ((seen & 1) && __atomic_load_n(publishing, __ATOMIC_SEQ_CST) == seen) {
+                if (shm_svc_now_ns_() >= until || !shm_svc_alive_(owner)) { waited = 0; break; }
+                struct timespec millisecond = {0, 1000000};
+                nanosleep(&millisecond, NULL);
+            }
+            if (!waited) continue; /* that publisher cleans this slot when it next looks */
+            while (shm_svc_pop_(sub, p, &record, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
+            if (!sub->corrupt && __atomic_load_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, uint64_t), __ATOMIC_SEQ_CST) == owner) {
+                __atomic_store_n(SHM_SVC_WORD(shm_svc_queue_(s, p, sub->index), SHM_SVC_CLEANED, uint32_t), sub->generation, __ATOMIC_RELEASE);
+            }
+        }
+        expected = leaving;
+        __atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, shm_svc_with_state_(sub->owner, SHM_SVC_DEPARTED), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(SHM_SVC_WORD(s->base, SHM_SVC_MEMBERSHIP, uint32_t), 1, __ATOMIC_SEQ_CST);
+    }
+    for (uint32_t p = 0; p < s->max_publishers; p++) shm_svc_wake_(shm_svc_publisher_slot_(s, p), SHM_SVC_SPACE_SEQUENCE, SHM_SVC_PUBLISHER_SLEEPING);
+    sub->slot = NULL;
+}
+
+#endif /* SHM_SERVICES_SECTION_ */
+
 #endif

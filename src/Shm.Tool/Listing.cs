@@ -12,13 +12,15 @@ internal static class Listing
     {
         List<Segment> segments = Segment.All(); // listed before the scan: a segment in use when listed is seen in use
         Usage usage = ProcessScan.Run(segments);
+        IReadOnlyList<Shm.Interop.ServiceInfo> services = Shm.Interop.Service.List();
         if (json)
         {
-            Console.WriteLine(Json.Serialize(segments.Select(segment => SegmentReport.Of(segment, usage))));
+            Console.WriteLine(Json.Serialize(segments.Select(segment => SegmentReport.Of(segment, usage) with { Service = ServiceListing.ReportFor(segment.Name, services) })));
         }
         else
         {
             Table(segments, usage, human).WriteTo(Console.Out);
+            ServiceListing.WriteTo(Console.Out, Console.Error, services, human);
         }
         if (segments.Any(segment => usage.StateOf(segment.Status.Id) == SegmentState.Unknown) && usage.Reason() is string reason)
         {

@@ -30,7 +30,7 @@ public static class Program
     {
         var json = new Option<bool>("--json") { Description = "Print JSON for scripts (exact names, pids, state, unknownUsers)." };
         var human = new Option<bool>("--human-readable", "-h") { Description = "Sizes in powers of 1024 (4.0K, 1.5M), as ls -h." };
-        var list = new Command("ls", "List the segments in /dev/shm, one line per segment and process that uses it: size, mode, owner, age, state, PID, COMMAND, USER, USE (map, fd), name.") { json, human };
+        var list = new Command("ls", "List the segments in /dev/shm, one line per segment and process that uses it: size, mode, owner, age, state, PID, COMMAND, USER, USE (map, fd), name; then Shm's services, one line per participant: kind, size, role, slot, PID, alive, state, pool in use, name.") { json, human };
         list.SetAction(parsed => Listing.Run(parsed.GetValue(json), parsed.GetValue(human)));
 
         var statName = new Argument<string>("name") { Description = "The segment's name (a leading / is optional)." };
@@ -58,7 +58,8 @@ public static class Program
 
         // Named "shm" whatever the executable is called. --help everywhere; -h only on its own
         // (shm -h), since after ls it means human sizes, as in ls -h.
-        var root = new Command("shm", "See and clean POSIX shared memory segments (/dev/shm).") { list, stat, remove };
+        var root = new Command("shm", "See and clean POSIX shared memory segments (/dev/shm), and use Shm's services.") { list, stat, remove };
+        ServiceCommands.Add(root);
         root.Options.Add(new HelpOption("--help") { Action = new HelpWithStates(States) });
         root.Options.Add(new HelpOption("-h") { Recursive = false, Hidden = true, Action = new HelpWithStates(States) }); // shm -h, as git -h
         root.Options.Add(new VersionOption());

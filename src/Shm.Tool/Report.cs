@@ -32,6 +32,10 @@ internal sealed record SegmentReport(
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? FirstBytesError { get; init; }
 
+    /// <summary>ls only: the service this segment holds, if it is one.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ServiceReport? Service { get; init; }
+
     public static SegmentReport Of(Segment segment, Usage usage)
     {
         IReadOnlyList<SegmentUser> users = usage.UsersOf(segment.Status.Id);

@@ -1,0 +1,58 @@
+namespace Shm.Fun
+
+open System
+open Shm.Interop
+
+/// <summary>
+/// Publish-subscribe services found by name, as scoped resources: the service, its publishers and its
+/// subscribers are released (a participant leaves its slot, the service object its hold) when the
+/// scope closes, newest first. The service itself lives while any process uses it (see
+/// <c>PublishSubscribeService</c>).
+/// </summary>
+/// <example>
+/// <code>
+/// shm {
+///     let! service = PubSub.service "telemetry" (PublishSubscribeConfig(MaxSubscribers = 4))
+///     let! sub = PubSub.subscriber service
+///     use sample = sub.Receive()
+///     return sample.ToArray()
+/// }
+/// </code>
+/// </example>
+[<RequireQualifiedAccess>]
+module PubSub =
+
+    let inline private register (scope: Scope) (resource: #IDisposable) =
+        scope.Add(resource, resource)
+        resource
+
+    /// <summary>Opens the service <paramref name="name"/>, or creates it with <paramref name="config"/> (an existing one must have exactly this configuration).</summary>
+    let service (name: string) (config: PublishSubscribeConfig) : Shm<PublishSubscribeService> =
+        fun scope -> register scope (PublishSubscribeService.CreateOrOpen(name, config))
+
+    /// <summary>Opens the existing service <paramref name="name"/>, whatever its configuration.</summary>
+    let openService (name: string) : Shm<PublishSubscribeService> =
+        fun scope -> register scope (PublishSubscribeService.Open name)
+
+    /// <summary>Attaches a publisher to <paramref name="service"/>; it leaves its slot when the scope closes.</summary>
+    let publisher (service: PublishSubscribeService) : Shm<Publisher> =
+        fun scope -> register scope (service.CreatePublisher())
+
+    /// <summary>Attaches a subscriber with the service's default overflow policy; it leaves its slot when the scope closes.</summary>
+    let subscriber (service: PublishSubscribeService) : Shm<Subscriber> =
+        fun scope -> register scope (service.CreateSubscriber())
+
+    /// <summary>Attaches a subscriber with <paramref name="options"/> (overflow policy, history, held samples).</summary>
+    let subscriberWith (options: SubscriberOptions) (service: PublishSubscribeService) : Shm<Subscriber> =
+        fun scope -> register scope (service.CreateSubscriber options)
+
+    /// <summary>Publishes a copy of <paramref name="bytes"/> as one sample, waiting as long as it takes for room (a loan, filled, published).</summary>
+    let publish (publisher: Publisher) (bytes: ReadOnlyMemory<byte>) : unit =
+        use loan = publisher.Loan bytes.Length
+        bytes.Span.CopyTo loan.Span
+        loan.Publish()
+
+    /// <summary>Receives the next sample and returns a copy of its bytes (the sample is released at once).</summary>
+    let receive (subscriber: Subscriber) : byte[] =
+        use sample = subscriber.Receive()
+        sample.ToArray()

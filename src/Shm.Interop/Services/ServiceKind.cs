@@ -1,0 +1,11 @@
+namespace Shm.Interop;
+
+/// <summary>What a service does; stored in its segment's header.</summary>
+public enum ServiceKind
+{
+    /// <summary>Not a readable service (see <see cref="ServiceInfo.Problem"/>).</summary>
+    Unknown = 0,
+
+    /// <summary>Publish-subscribe: every subscriber receives every sample (<see cref="PublishSubscribeService"/>).</summary>
+    PublishSubscribe = 1,
+}
