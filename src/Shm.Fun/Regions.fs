@@ -11,61 +11,37 @@ module Regions =
     /// <c>int64</c>: <c>region 5096</c>, <c>region (1L &lt;&lt;&lt; 40)</c>), unmapped when the scope closes.
     /// </summary>
     let inline region (length: ^N) : Shm<SharedRegion> =
-        (fun scope ->
-            let made = SharedRegion.CreateAnonymous(int64 length)
-            scope.Add(made, made)
-            made)
+        fun scope -> Shm.acquire (fun () -> SharedRegion.CreateAnonymous(int64 length)) scope
 
     /// <summary>An anonymous shared region sized for one <typeparamref name="T"/>; its <c>Value</c> is the struct in place.</summary>
     let inline typed<'T when 'T: unmanaged and 'T: struct and 'T :> System.ValueType and 'T: (new: unit -> 'T)>
         : Shm<SharedRegion<'T>> =
-        (fun scope ->
-            let made = SharedRegion.CreateAnonymous<'T>()
-            scope.Add(made, made)
-            made)
+        fun scope -> Shm.acquire (fun () -> SharedRegion.CreateAnonymous<'T>()) scope
 
 /// Regions backed by something other processes can find, as scoped resources (see <c>SharedRegion</c>'s
 /// <c>Create…</c> and <c>Open…</c> methods, which these call).
 [<RequireQualifiedAccess>]
 module Region =
 
-    /// <summary>An anonymous shared region of <paramref name="length"/> bytes; the same as <c>region</c>.</summary>
-    let inline anonymous (length: ^N) : Shm<SharedRegion> = region length
-
     /// <summary>
     /// Creates the named segment <paramref name="name"/> in <c>/dev/shm</c> (mode 0600); when the
     /// scope closes it is unmapped and its name removed (see <c>SharedRegion.CreateNamed</c>).
     /// </summary>
     let inline named (name: string) (length: ^N) : Shm<SharedRegion> =
-        (fun scope ->
-            let made = SharedRegion.CreateNamed(name, int64 length)
-            scope.Add(made, made)
-            made)
+        fun scope -> Shm.acquire (fun () -> SharedRegion.CreateNamed(name, int64 length)) scope
 
     /// <summary>Opens the existing named segment <paramref name="name"/> read/write; unmapped (never unlinked) when the scope closes.</summary>
     let openNamed (name: string) : Shm<SharedRegion> =
-        (fun scope ->
-            let made = SharedRegion.OpenNamed name
-            scope.Add(made, made)
-            made)
+        fun scope -> Shm.acquire (fun () -> SharedRegion.OpenNamed name) scope
 
     /// <summary>A memfd-backed region, passable to spawned processes; unmapped and closed when the scope closes.</summary>
     let inline memfd (name: string) (length: ^N) : Shm<SharedRegion> =
-        (fun scope ->
-            let made = SharedRegion.CreateMemfd(name, int64 length)
-            scope.Add(made, made)
-            made)
+        fun scope -> Shm.acquire (fun () -> SharedRegion.CreateMemfd(name, int64 length)) scope
 
     /// <summary>The first <paramref name="length"/> bytes of the file at <paramref name="path"/>, created (0600) or extended as needed; the file persists.</summary>
     let inline file (path: string) (length: ^N) : Shm<SharedRegion> =
-        (fun scope ->
-            let made = SharedRegion.CreateFromFile(path, int64 length)
-            scope.Add(made, made)
-            made)
+        fun scope -> Shm.acquire (fun () -> SharedRegion.CreateFromFile(path, int64 length)) scope
 
     /// <summary>Inherited region <paramref name="index"/> of a process started by <c>Child.spawn</c>; unmapped when the scope closes.</summary>
     let openInherited (index: int) : Shm<SharedRegion> =
-        (fun scope ->
-            let made = SharedRegion.OpenInherited index
-            scope.Add(made, made)
-            made)
+        fun scope -> Shm.acquire (fun () -> SharedRegion.OpenInherited index) scope

@@ -22,29 +22,25 @@ open Shm.Interop
 [<RequireQualifiedAccess>]
 module PubSub =
 
-    let inline private register (scope: Scope) (resource: #IDisposable) =
-        scope.Add(resource, resource)
-        resource
-
     /// <summary>Opens the service <paramref name="name"/>, or creates it with <paramref name="config"/> (an existing one must have exactly this configuration).</summary>
     let service (name: string) (config: PublishSubscribeConfig) : Shm<PublishSubscribeService> =
-        fun scope -> register scope (PublishSubscribeService.CreateOrOpen(name, config))
+        fun scope -> Shm.acquire (fun () -> PublishSubscribeService.CreateOrOpen(name, config)) scope
 
     /// <summary>Opens the existing service <paramref name="name"/>, whatever its configuration.</summary>
     let openService (name: string) : Shm<PublishSubscribeService> =
-        fun scope -> register scope (PublishSubscribeService.Open name)
+        fun scope -> Shm.acquire (fun () -> PublishSubscribeService.Open name) scope
 
     /// <summary>Attaches a publisher to <paramref name="service"/>; it leaves its slot when the scope closes.</summary>
     let publisher (service: PublishSubscribeService) : Shm<Publisher> =
-        fun scope -> register scope (service.CreatePublisher())
+        fun scope -> Shm.acquire (fun () -> service.CreatePublisher()) scope
 
     /// <summary>Attaches a subscriber with the service's default overflow policy; it leaves its slot when the scope closes.</summary>
     let subscriber (service: PublishSubscribeService) : Shm<Subscriber> =
-        fun scope -> register scope (service.CreateSubscriber())
+        fun scope -> Shm.acquire (fun () -> service.CreateSubscriber()) scope
 
     /// <summary>Attaches a subscriber with <paramref name="options"/> (overflow policy, history, held samples).</summary>
     let subscriberWith (options: SubscriberOptions) (service: PublishSubscribeService) : Shm<Subscriber> =
-        fun scope -> register scope (service.CreateSubscriber options)
+        fun scope -> Shm.acquire (fun () -> service.CreateSubscriber options) scope
 
     /// <summary>Publishes a copy of <paramref name="bytes"/> as one sample, waiting as long as it takes for room (a loan, filled, published).</summary>
     let publish (publisher: Publisher) (bytes: ReadOnlyMemory<byte>) : unit =

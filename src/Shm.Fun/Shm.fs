@@ -55,6 +55,20 @@ module Shm =
             scope.Add(owner, new Release<'T>(value, release))
             value)
 
+    /// <summary>
+    /// The resource <paramref name="make"/> returns, made when the computation runs and disposed when the
+    /// scope closes: how every region, primitive, channel end and participant of this library becomes a
+    /// scoped resource. Inline with an inlined <paramref name="make"/>, so it adds no allocation to what
+    /// <paramref name="make"/> allocates (the builder fuses a whole block into one closure). A module
+    /// function that returns it writes <c>fun scope -> Shm.acquire (fun () -> ...) scope</c>: so it
+    /// compiles to one method that takes the scope, and a call allocates no closure.
+    /// </summary>
+    let inline acquire<'R when 'R :> IDisposable> ([<InlineIfLambda>] make: unit -> 'R) : Shm<'R> =
+        (fun scope ->
+            let made = make ()
+            scope.Add(made, made)
+            made)
+
     /// <summary>Puts an existing disposable under the scope (once, however often it is registered).</summary>
     let ofDisposable (resource: 'R :> IDisposable) : Shm<'R> =
         (fun scope ->

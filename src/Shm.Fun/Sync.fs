@@ -13,52 +13,48 @@ open Shm.Interop
 [<RequireQualifiedAccess>]
 module Sync =
 
-    let private scoped (scope: Scope) (primitive: #SharedPrimitive) =
-        scope.Add(primitive, primitive)
-        primitive
-
     /// <summary>Creates a mutex at <paramref name="offset"/> of <paramref name="region"/> (64 zeroed bytes, 8-byte aligned).</summary>
     let createMutex (region: SharedRegion) (offset: int64) : Shm<SharedMutex> =
-        fun scope -> scoped scope (SharedMutex.Create(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedMutex.Create(region, offset)) scope
 
     /// <summary>Opens the mutex another process created at <paramref name="offset"/>.</summary>
     let openMutex (region: SharedRegion) (offset: int64) : Shm<SharedMutex> =
-        fun scope -> scoped scope (SharedMutex.Open(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedMutex.Open(region, offset)) scope
 
     /// <summary>
     /// Creates a futex mutex at <paramref name="offset"/> (64 zeroed bytes, 8-byte aligned): no pointers
     /// in shared memory, for processes that do not trust each other (see <c>SharedFutexMutex</c>).
     /// </summary>
     let createFutexMutex (region: SharedRegion) (offset: int64) : Shm<SharedFutexMutex> =
-        fun scope -> scoped scope (SharedFutexMutex.Create(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedFutexMutex.Create(region, offset)) scope
 
     /// <summary>Opens the futex mutex another process created at <paramref name="offset"/>.</summary>
     let openFutexMutex (region: SharedRegion) (offset: int64) : Shm<SharedFutexMutex> =
-        fun scope -> scoped scope (SharedFutexMutex.Open(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedFutexMutex.Open(region, offset)) scope
 
     /// <summary>Creates a counting semaphore holding <paramref name="initialCount"/>.</summary>
     let createSemaphore (region: SharedRegion) (offset: int64) (initialCount: int) : Shm<SharedSemaphore> =
-        fun scope -> scoped scope (SharedSemaphore.Create(region, offset, initialCount))
+        fun scope -> Shm.acquire (fun () -> SharedSemaphore.Create(region, offset, initialCount)) scope
 
     /// <summary>Opens the semaphore another process created at <paramref name="offset"/>.</summary>
     let openSemaphore (region: SharedRegion) (offset: int64) : Shm<SharedSemaphore> =
-        fun scope -> scoped scope (SharedSemaphore.Open(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedSemaphore.Open(region, offset)) scope
 
     /// <summary>Creates an auto-reset or manual-reset event, not signalled.</summary>
     let createEvent (region: SharedRegion) (offset: int64) (mode: EventResetMode) : Shm<SharedEvent> =
-        fun scope -> scoped scope (SharedEvent.Create(region, offset, mode))
+        fun scope -> Shm.acquire (fun () -> SharedEvent.Create(region, offset, mode)) scope
 
     /// <summary>Opens the event another process created at <paramref name="offset"/>.</summary>
     let openEvent (region: SharedRegion) (offset: int64) : Shm<SharedEvent> =
-        fun scope -> scoped scope (SharedEvent.Open(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedEvent.Open(region, offset)) scope
 
     /// <summary>Creates a condition variable, to use with a shared mutex.</summary>
     let createCondition (region: SharedRegion) (offset: int64) : Shm<SharedCondition> =
-        fun scope -> scoped scope (SharedCondition.Create(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedCondition.Create(region, offset)) scope
 
     /// <summary>Opens the condition variable another process created at <paramref name="offset"/>.</summary>
     let openCondition (region: SharedRegion) (offset: int64) : Shm<SharedCondition> =
-        fun scope -> scoped scope (SharedCondition.Open(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedCondition.Open(region, offset)) scope
 
     /// <summary>
     /// Creates a message channel at <paramref name="offset"/>: <paramref name="writers"/> lanes of
@@ -70,25 +66,19 @@ module Sync =
         (laneCapacity: int64)
         (writers: int)
         : Shm<SharedChannel> =
-        fun scope -> scoped scope (SharedChannel.Create(region, offset, laneCapacity, writers))
+        fun scope -> Shm.acquire (fun () -> SharedChannel.Create(region, offset, laneCapacity, writers)) scope
 
     /// <summary>Opens the channel another process created at <paramref name="offset"/>.</summary>
     let openChannel (region: SharedRegion) (offset: int64) : Shm<SharedChannel> =
-        fun scope -> scoped scope (SharedChannel.Open(region, offset))
+        fun scope -> Shm.acquire (fun () -> SharedChannel.Open(region, offset)) scope
 
     /// <summary>Attaches a writer to <paramref name="channel"/>; it completes its lane when the scope closes.</summary>
     let writer (channel: SharedChannel) : Shm<SharedChannelWriter> =
-        fun scope ->
-            let w = channel.OpenWriter()
-            scope.Add(w, w)
-            w
+        fun scope -> Shm.acquire (fun () -> channel.OpenWriter()) scope
 
     /// <summary>Attaches the reader of <paramref name="channel"/>; it gives up its place when the scope closes.</summary>
     let reader (channel: SharedChannel) : Shm<SharedChannelReader> =
-        fun scope ->
-            let r = channel.OpenReader()
-            scope.Add(r, r)
-            r
+        fun scope -> Shm.acquire (fun () -> channel.OpenReader()) scope
 
     // Lock, run, unlock: on a dead owner, unlock and raise instead of running f on half-updated data.
     // Inline, so no closure is allocated per call (forked children lock in a no-GC budget).

@@ -166,6 +166,26 @@ let tests =
                 Expect.equal (List.ofSeq order) [ "last"; "make 7"; "first" ] "LIFO"
             }
 
+            test "Shm.acquire makes its resource when the block runs, and the scope disposes it once" {
+                let log = Log()
+                let made = ref 0
+
+                let block =
+                    shm {
+                        let! token =
+                            Shm.acquire (fun () ->
+                                made.Value <- made.Value + 1
+                                new Token(5, log, false))
+
+                        return token.Id
+                    }
+
+                Expect.equal made.Value 0 "nothing made before the block runs"
+                Expect.equal (Shm.run block) 5 "the resource's value"
+                Expect.equal made.Value 1 "made once"
+                Expect.equal log.Released [ 5 ] "disposed once, at the scope's end"
+            }
+
             test "Shm.scoped releases at its own end" {
                 let log, acquirer = fresh ()
 

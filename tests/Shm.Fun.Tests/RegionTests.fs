@@ -57,6 +57,60 @@ let tests =
                 |> fun lengths -> Expect.equal lengths (5096L, 1L <<< 33) "lengths"
             }
 
+            test "a prebuilt block allocates its scope and its regions, nothing per acquisition" {
+                // Only an optimised build inlines the builder and Shm.acquire (CONFIGURATION=Debug does not).
+                let optimised =
+                    match
+                        Attribute.GetCustomAttribute(
+                            typeof<Counters>.Assembly,
+                            typeof<Diagnostics.DebuggableAttribute>
+                        )
+                    with
+                    | :? Diagnostics.DebuggableAttribute as debuggable ->
+                        not debuggable.IsJITOptimizerDisabled
+                    | _ -> true
+
+                if optimised then
+                    // Not a constant: an acquisition that captures a value is a closure unless it is inlined.
+                    let length = Random.Shared.Next(4096, 8192)
+
+                    let one =
+                        shm {
+                            let! _ = region length
+                            return ()
+                        }
+
+                    let three =
+                        shm {
+                            let! _ = region length
+                            let! _ = region length
+                            let! _ = region length
+                            return ()
+                        }
+
+                    // The least of ten runs after a first: a run may meet a one-off cost (a cache filled, a
+                    // table grown) that belongs to no acquisition.
+                    let allocated (f: unit -> unit) =
+                        f ()
+
+                        Seq.init 10 (fun _ ->
+                            let before = GC.GetAllocatedBytesForCurrentThread()
+                            f ()
+                            GC.GetAllocatedBytesForCurrentThread() - before)
+                        |> Seq.min
+
+                    let oneRegion =
+                        allocated (fun () -> (SharedRegion.CreateAnonymous(int64 length)).Dispose())
+
+                    let scopeOfOne = allocated (fun () -> Shm.run one) - oneRegion
+                    let scopeOfThree = allocated (fun () -> Shm.run three) - 3L * oneRegion
+
+                    Expect.equal
+                        scopeOfThree
+                        scopeOfOne
+                        "two more acquisitions cost nothing beyond their regions"
+            }
+
             test "a failing third acquisition unmaps the first two, and the kernel's error reaches the caller" {
                 let before = anonymousShared ()
                 let mutable inside = []
