@@ -287,4 +287,26 @@ public class ForkTests
         Assert.NotEqual(0, grandchild);
         Assert.True(Native.WaitGone(grandchild, Bound), $"grandchild {grandchild} outlived its parent");
     }
+
+    [Fact]
+    public void A_forked_child_that_forks_is_refused_with_a_clear_exception()
+    {
+        using Child child = Child.Fork(() =>
+        {
+            try
+            {
+                Child.Fork(() => 0).Dispose();
+                return 1;
+            }
+            catch (InvalidOperationException refused) when (refused.Message.Contains("forked child", StringComparison.Ordinal))
+            {
+                return 0;
+            }
+        });
+
+        ChildExit exit = child.WaitOrFail();
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.False(exit.Deadlocked);
+    }
 }

@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Linq;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Shm.TestSupport;
@@ -123,5 +124,65 @@ public sealed class MemfdAndFileTests : IDisposable
 
         Assert.True(child.WaitOrFail().Succeeded);
         Assert.Equal(1234L, region.Read<long>(8));
+    }
+
+    [Fact]
+    public void A_spawned_process_cannot_truncate_a_memfd_under_this_ones_mapping()
+    {
+        using var region = SharedRegion.CreateMemfd("sealed", 64 * 1024);
+        region.AsSpan().Fill(7);
+        int fd = (int)region.Descriptor!.DangerousGetHandle();
+
+        using Child truncate = Child.Spawn("/bin/sh", ["-c", $"truncate -s 0 /proc/self/fd/{fd}"], region);
+        ChildExit exit = truncate.WaitOrFail();
+
+        Assert.False(exit.Succeeded, "the truncation was allowed");
+        Assert.Equal(64 * 1024 * 7L, region.AsReadOnlySpan().ToArray().Sum(b => (long)b)); // no SIGBUS: every page still there
+        Assert.Equal(64 * 1024, RandomAccess.GetLength(region.Descriptor));
+    }
+
+    [Fact]
+    public void MapFile_refuses_a_symbolic_link_planted_at_the_path()
+    {
+        string target = Path.Combine(_directory, "victim");
+        File.WriteAllText(target, "precious");
+        string link = Path.Combine(_directory, "link");
+        File.CreateSymbolicLink(link, target);
+
+        var error = Assert.Throws<ShmException>(() => SharedRegion.CreateFromFile(link, 1 << 20));
+
+        Assert.Equal("open", error.Syscall);
+        Assert.Equal(LinuxErrno.ELOOP, error.Errno);
+        Assert.Equal("ELOOP", error.ErrnoName); // named, not "errno 40"
+        Assert.Contains("ELOOP (40)", error.Message, StringComparison.Ordinal);
+        Assert.Equal(8, new FileInfo(target).Length); // neither extended nor created anew
+    }
+
+    [Fact]
+    public void MapFile_refuses_what_is_not_a_regular_file()
+    {
+        Assert.Equal("path", Assert.Throws<ArgumentException>(() => SharedRegion.CreateFromFile("/dev/null", 4096)).ParamName);
+        string fifo = Path.Combine(_directory, "fifo");
+        using (Child mkfifo = Child.Spawn("mkfifo", [fifo]))
+        {
+            Assert.True(mkfifo.WaitOrFail().Succeeded);
+        }
+        Assert.Throws<ArgumentException>(() => SharedRegion.CreateFromFile(fifo, 4096, RegionAccess.ReadOnly)); // O_RDONLY on a FIFO without a writer would block: refused first
+    }
+
+    [Fact]
+    public void MapFile_creates_new_files_0600_and_removes_one_it_created_when_mapping_fails()
+    {
+        string path = Path.Combine(_directory, "new");
+        using (SharedRegion.CreateFromFile(path, 4096))
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        }
+
+        string huge = Path.Combine(_directory, "huge");
+        var error = Assert.Throws<ShmException>(() => SharedRegion.CreateFromFile(huge, 1L << 50));
+
+        Assert.Equal("posix_fallocate", error.Syscall);
+        Assert.False(File.Exists(huge), "the half-made file was left behind");
     }
 }

@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Threading.Tasks;
 using Shm.TestSupport;
@@ -290,5 +291,52 @@ public sealed class NamedRegionTests(ITestOutputHelper output) : IDisposable
         Encoding.ASCII.GetBytes("raw at offset 0").CopyTo(region.AsSpan());
 
         Assert.Equal("raw at offset 0", Encoding.ASCII.GetString(File.ReadAllBytes(DevShm.PathOf(name)), 0, 15));
+    }
+
+    [Fact]
+    public void A_forgotten_creator_region_unlinks_its_name_when_collected()
+    {
+        string name = _shm.UniqueName();
+        CreateAndForget(name);
+        Assert.True(DevShm.Exists(name));
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+
+        Assert.False(DevShm.Exists(name));
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void CreateAndForget(string name) => SharedRegion.CreateNamed(name, 4096);
+
+    [Fact]
+    public void A_forked_child_that_disposes_an_inherited_creator_region_leaves_the_parents_name()
+    {
+        string name = _shm.UniqueName();
+        using var region = SharedRegion.CreateNamed(name, 4096);
+
+        using Child child = Child.Fork(() =>
+        {
+            region.Dispose();
+            return 0;
+        });
+
+        Assert.True(child.WaitOrFail().Succeeded);
+        Assert.True(DevShm.Exists(name), "the child unlinked the parent's segment");
+    }
+
+    [Fact]
+    public void OpenNamed_on_a_segment_its_creator_has_not_sized_yet_says_so()
+    {
+        string name = _shm.UniqueName();
+        File.Create(DevShm.PathOf(name)).Dispose(); // what shm_open(O_CREAT) leaves before ftruncate
+
+        var error = Assert.Throws<InvalidOperationException>(() => SharedRegion.OpenNamed(name));
+
+        Assert.Contains(name, error.Message, StringComparison.Ordinal);
+        Assert.Contains("not sized it yet", error.Message, StringComparison.Ordinal);
+        SharedRegion.Unlink(name);
     }
 }

@@ -24,7 +24,7 @@ internal static class Sources
         return program;
     }
 
-    /// <summary>ChannelTests.MessageOf and Messages.IsIntact, in C, and mapping a segment.</summary>
+    /// <summary>ChannelMessages.MessageOf and Messages.IsIntact, in C, and mapping a segment.</summary>
     private const string Prelude = """
         #include <shm/shm.h>
         #include <sys/mman.h>

@@ -1,4 +1,5 @@
 using System;
+using System.IO;
 using Shm.TestSupport;
 using Xunit;
 using Xunit.Abstractions;
@@ -77,5 +78,26 @@ public class SpawnTests(ITestOutputHelper output)
     public void AttachInherited_without_a_spawning_parent_says_so()
     {
         Assert.Throws<InvalidOperationException>(() => SharedRegion.OpenInherited());
+    }
+
+    [Fact]
+    public void A_spawned_program_keeps_the_signals_this_process_ignores_ignored_as_exec_would()
+    {
+        const int SIGHUP = 1;
+        string report = Path.Combine(Path.GetTempPath(), $"shm-sigign-{Guid.NewGuid():N}");
+        nint previous = Native.Signal(SIGHUP, Native.SIG_IGN); // as under nohup
+        try
+        {
+            using Child shell = Child.Spawn("/bin/sh", ["-c", $"grep SigIgn /proc/self/status > {report}"]);
+            Assert.True(shell.WaitOrFail().Succeeded);
+        }
+        finally
+        {
+            Native.Signal(SIGHUP, previous);
+        }
+        ulong ignored = Convert.ToUInt64(File.ReadAllText(report).Split('\t')[1].Trim(), 16);
+        File.Delete(report);
+
+        Assert.NotEqual(0UL, ignored & (1UL << (SIGHUP - 1)));
     }
 }

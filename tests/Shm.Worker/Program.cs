@@ -415,7 +415,7 @@ public static partial class Program
         return 42;
     }
 
-    /// <summary>Opens the channel in inherited region 0 and writes messages 0..N-1 of writer 0 (as ChannelTests.MessageOf makes them).</summary>
+    /// <summary>Opens the channel in inherited region 0 and writes messages 0..N-1 of writer 0 (as ChannelMessages.MessageOf makes them).</summary>
     private static int ChannelWriter(int count)
     {
         using SharedRegion region = SharedRegion.OpenInherited();
