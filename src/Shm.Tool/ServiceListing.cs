@@ -50,6 +50,7 @@ internal static class ServiceListing
     public static string KindWord(ServiceKind kind) => kind switch
     {
         ServiceKind.PublishSubscribe => "pubsub",
+        ServiceKind.Blackboard => "blackboard",
         _ => "unknown",
     };
 }
