@@ -1,7 +1,6 @@
 using System;
 using System.Globalization;
 using System.Linq;
-using Shm.TestSupport;
 using Xunit;
 
 namespace Shm.Interop.Tests;
