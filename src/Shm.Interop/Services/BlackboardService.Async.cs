@@ -36,6 +36,7 @@ public sealed partial class BlackboardService
     public async ValueTask<T?> TryReadAsync<T>(int key, TimeSpan timeout, CancellationToken cancellationToken = default)
         where T : unmanaged
     {
+        CheckTimeout(timeout);
         if (TryRead(key, out T value))
         {
             return value;

@@ -181,6 +181,7 @@ public sealed unsafe partial class BlackboardService : IDisposable
     public bool TryRead<T>(int key, out T value, TimeSpan timeout, CancellationToken cancellationToken = default)
         where T : unmanaged
     {
+        CheckTimeout(timeout);
         byte* entry = EntryOf<T>(key);
         if (TryOnce(entry, key, out value, out _) == Stable)
         {
@@ -248,6 +249,14 @@ public sealed unsafe partial class BlackboardService : IDisposable
     internal void Detach() => Segment.Release();
 
     private const int Stable = 0, InFlight = 1, Changed = 2;
+
+    internal static void CheckTimeout(TimeSpan timeout)
+    {
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "A timeout is zero or more, or Timeout.InfiniteTimeSpan.");
+        }
+    }
 
     private long OffsetOf(void* address) => (byte*)address - Segment.Base;
 

@@ -6,7 +6,9 @@ namespace Shm.Interop;
 
 /// <summary>
 /// The one writer of a <see cref="BlackboardService"/> (it holds the service's writer slot): writes an
-/// entry's value without ever waiting for readers. Not thread-safe: one thread writes at a time.
+/// entry's value without ever waiting for readers. Not thread-safe: one thread writes at a time. A
+/// forked child's copy is its parent's writer: write from one of the two only (its dispose in the
+/// child leaves the slot to the parent).
 /// </summary>
 public sealed unsafe class BlackboardWriter : IDisposable
 {
@@ -36,7 +38,10 @@ public sealed unsafe class BlackboardWriter : IDisposable
                 Interlocked.CompareExchange(ref *service.WriterSlot, 0, attaching);
                 throw;
             }
-            Interlocked.CompareExchange(ref *service.WriterSlot, _owner, attaching);
+            if (Interlocked.CompareExchange(ref *service.WriterSlot, _owner, attaching) != attaching)
+            {
+                throw new InvalidOperationException($"The blackboard '{service.Name}': its writer slot was changed by another process while this one attached.");
+            }
         }
         catch
         {
@@ -83,7 +88,10 @@ public sealed unsafe class BlackboardWriter : IDisposable
         {
             return;
         }
-        Interlocked.CompareExchange(ref *_service.WriterSlot, 0, _owner);
+        if (ServiceInterop.Self().Pid == OwnerWord.PidOf(_owner))
+        {
+            Interlocked.CompareExchange(ref *_service.WriterSlot, 0, _owner); // not a forked child's copy: the slot is its parent's
+        }
         _service.Detach();
     }
 

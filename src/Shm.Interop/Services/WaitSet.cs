@@ -175,8 +175,12 @@ public sealed class WaitSet
             {
                 winner = -1;
             }
+            if (winner >= 0)
+            {
+                return winner; // ready before the token was looked at: what it took is the caller's now
+            }
             cancellationToken.ThrowIfCancellationRequested();
-            return winner < 0 ? null : winner;
+            return null;
         }
         finally
         {

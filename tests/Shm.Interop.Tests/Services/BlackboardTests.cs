@@ -45,6 +45,8 @@ public sealed class BlackboardTests : IDisposable
         Assert.Equal("key", Assert.Throws<ArgumentOutOfRangeException>(() => writer.Write(int.MaxValue, Board64.Of(1))).ParamName);
         Assert.Contains("holds values of 64 bytes; Int64 is 8 bytes", Assert.Throws<ArgumentException>(() => service.Read<long>(0)).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => writer.Write(0, 5L));
+        Assert.Equal("timeout", Assert.Throws<ArgumentOutOfRangeException>(() => service.TryRead(0, out Board64 _, TimeSpan.FromSeconds(-2))).ParamName);
+        Assert.Equal("timeout", Assert.Throws<ArgumentOutOfRangeException>(() => service.TryReadAsync<Board64>(0, TimeSpan.FromSeconds(-2)).AsTask().GetAwaiter().GetResult()).ParamName);
         Assert.Equal("Keys", Assert.Throws<ArgumentOutOfRangeException>(() => BlackboardService.Create(_names.Unique(), new BlackboardConfig { Keys = 0 })).ParamName);
         Assert.Equal("ValueSize", Assert.Throws<ArgumentOutOfRangeException>(() => BlackboardService.Create(_names.Unique(), new BlackboardConfig { ValueSize = (1 << 20) + 1 })).ParamName);
         Assert.Equal("Keys", Assert.Throws<ArgumentOutOfRangeException>(() => BlackboardService.Create(_names.Unique(), new BlackboardConfig { Keys = 1 << 20, ValueSize = 4096 })).ParamName);
@@ -165,6 +167,9 @@ public sealed class BlackboardTests : IDisposable
     }
 
     [Theory]
+    [InlineData(ServiceBytes.Magic, 0)]
+    [InlineData(ServiceBytes.Kind, 7)]
+    [InlineData(ServiceBytes.SegmentBytes, 4096)]
     [InlineData(BlackboardBytes.KeysAt, 0)]
     [InlineData(BlackboardBytes.KeysAt, -1)]
     [InlineData(BlackboardBytes.KeysAt, 100)]
