@@ -204,6 +204,11 @@ public static class Program
         }
         (double four, double one) = Paired(sizes.Runs, () => PubSubBench.FanOut(4, sizes.Messages / 10), () => PubSubBench.FanOut(1, sizes.Messages / 10));
         Compare("pubsub-fanout/4", "publish-subscribe samples/s delivered to each of 4 forked subscribers vs to 1 (64 B, block)", four, one, ">=", 0.8, "msg/s");
+        if (c is not null)
+        {
+            (double read, double nativeRead) = Paired(sizes.Runs, () => BlackboardBench.Read(sizes.Locks), () => c.Measure("blackboard", sizes.Locks));
+            Compare("blackboard-read-vs-c", "blackboard read of a 64-byte entry (seqlock, uncontended): BlackboardService.TryRead vs C shm_blackboard_read", read, nativeRead, "<=", 1.3, "ns");
+        }
     }
 
     private static void HeapGrowth(Sizes sizes)

@@ -20,6 +20,8 @@
  *   pipemsg N      the same through a pipe
  *   memcpy N       bytes/s copying N blocks of SIZE bytes into a 16 MiB shared ring in turn (memory
  *                  bandwidth: the ceiling for bulk messages, whose writer copies each once)
+ *   blackboard N   ns per uncontended read of a 64-byte blackboard entry: shm.h's shm_blackboard_read
+ *                  (the seqlock read) on a one-entry table laid out as BlackboardService lays it out
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -356,6 +358,29 @@ static int bench_memcpy(long n) {
     return 0;
 }
 
+static int bench_blackboard(long n) {
+    struct shm_blackboard board;
+    int64_t value[8] = {1, 0, 0, 0, 0, 0, 0, 8}, sink = 0;
+    memset(&board, 0, sizeof board);
+    board.size = 12288;
+    board.base = map(board.size);
+    board.keys = 1;
+    board.value_size = 64;
+    board.stride = 128;
+    memcpy(board.base + SHM_BB_ENTRIES + SHM_BB_VALUE, value, sizeof value);
+    __atomic_store_n((uint32_t *)(board.base + SHM_BB_ENTRIES + SHM_BB_SEQUENCE), 2u, __ATOMIC_RELEASE);
+    for (long i = 0; i < 1000; i++) shm_blackboard_read(&board, 0, value, sizeof value, 0);
+    double start = now();
+    for (long i = 0; i < n; i++) {
+        if (shm_blackboard_read(&board, 0, value, sizeof value, 0) != 0) return 1;
+        sink += value[0] + value[7];
+    }
+    double elapsed = now() - start;
+    if (sink != 9 * n) return 1;
+    printf("%.2f\n", elapsed / n);
+    return 0;
+}
+
 static int timed(int (*body)(long), long n) {
     double start = now();
     int failed = body(n);
@@ -365,7 +390,7 @@ static int timed(int (*body)(long), long n) {
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s mmap|mmap3|fork|pingpong|ring|pipe|socketpair|mutex|handoff|futexmutex|futexhandoff|semaphore|wake|socketmsg|pipemsg|memcpy N\n", argv[0]);
+        fprintf(stderr, "usage: %s mmap|mmap3|fork|pingpong|ring|pipe|socketpair|mutex|handoff|futexmutex|futexhandoff|semaphore|wake|socketmsg|pipemsg|memcpy|blackboard N\n", argv[0]);
         return 2;
     }
     long n = atol(argv[2]);
@@ -385,5 +410,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "socketmsg")) return bench_messages(n, 1);
     if (!strcmp(argv[1], "pipemsg")) return bench_messages(n, 0);
     if (!strcmp(argv[1], "memcpy")) return bench_memcpy(n);
+    if (!strcmp(argv[1], "blackboard")) return bench_blackboard(n);
     return 2;
 }

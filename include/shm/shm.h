@@ -2140,4 +2140,230 @@ static inline void shm_subscriber_detach(struct shm_subscriber *sub)
 
 #endif /* SHM_SERVICES_SECTION_ */
 
+/* ================================================================================================
+ * BLACKBOARD (service kind 3, service layout version 1)
+ *
+ * A table of `keys` entries fixed at creation (.NET's BlackboardService), each holding the latest value
+ * of `value_size` bytes; one writer at a time; a seqlock per entry, so a writer never waits for readers
+ * and a reader never returns a value torn between two writes. Same segment naming, header and handle
+ * table as the services above; the layout is documented with its reasons in
+ * src/Shm.Interop/Services/BlackboardLayout.cs. Uses the services section's helpers (owner words,
+ * liveness, futex); needs _GNU_SOURCE in strict C, as that section does.
+ *
+ *   header    as above, with kind 3; configuration at 64: u32 keys (1..2^20), 68 u32 value size
+ *             (1..2^20), keys x stride at most 2^30
+ *   8192      writer slot: u64 owner word (0 free; 1 attaching, 2 attached)
+ *   8256      entries, stride align64(16 + value size), entry k at 8256 + k x stride
+ *   size      the end of the last entry rounded up to 4096 (and equal to the header's segment size)
+ *   entry     0 u32 sequence (even: stable, odd: a write in flight, 0: never written, the value is zeros),
+ *             4 u32 waiters (readers asleep on the sequence), 8 u32 torn by (pid of a writer that died
+ *             writing this value, or 0), 16 the value
+ *
+ * Write: sequence = s + 1, release fence, torn by = 0, the value, sequence = s + 2 (release), full fence,
+ * futex wake if waiters != 0. Read: s1 = sequence (acquire); odd: retry; copy value and torn by; acquire
+ * fence; sequence != s1: retry. A reader that keeps meeting an odd sequence looks at the writer slot:
+ * a dead owner (or none) with the sequence still odd is reported, never waited for. A writer taking the
+ * slot of a dead one writes that pid to `torn by` of each entry it left odd and makes the sequence even.
+ *
+ * shm_blackboard_open maps the segment without taking a handle slot: the name stays while a .NET
+ * participant or a writer (C or .NET) holds it; the mapping stays valid regardless.
+ * ================================================================================================ */
+#ifndef SHM_BLACKBOARD_SECTION_
+#define SHM_BLACKBOARD_SECTION_
+
+#include <sched.h>
+
+#define SHM_SVC_BLACKBOARD 3u
+#define SHM_BB_KEYS 64
+#define SHM_BB_VALUE_SIZE 68
+#define SHM_BB_WRITER 8192
+#define SHM_BB_ENTRIES 8256
+#define SHM_BB_SEQUENCE 0
+#define SHM_BB_WAITERS 4
+#define SHM_BB_TORN_BY 8
+#define SHM_BB_VALUE 16
+
+struct shm_blackboard {
+    char *base;
+    size_t size;
+    uint32_t keys, value_size;
+    uint64_t stride;
+    uint64_t writer;      /* this process's owner word while it holds the writer slot, else 0 */
+    uint32_t *sequences;  /* the writer's private copy of each entry's sequence */
+    int32_t dead_writer;  /* after -EOWNERDEAD: the pid of the writer that died mid-write */
+};
+
+static inline char *shm_bb_entry_(const struct shm_blackboard *b, uint32_t key) { return b->base + SHM_BB_ENTRIES + (size_t)key * b->stride; }
+
+/*
+ * Opens the blackboard `name` (without the prefix): maps it and checks its header and configuration once.
+ * 0; -ENOENT, -EACCES, -EAGAIN (not ready yet), -EBADMSG (not a blackboard of this layout), -EINVAL.
+ */
+static inline int shm_blackboard_open(struct shm_blackboard *b, const char *name)
+{
+    memset(b, 0, sizeof *b);
+    if (!name || !*name || strchr(name, '/') || strlen(name) + sizeof SHM_SVC_PREFIX > 256) return -EINVAL;
+    char path[300];
+    snprintf(path, sizeof path, "/dev/shm/%s%s", SHM_SVC_PREFIX, name);
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return -EBADMSG; }
+    if (st.st_size == 0) { close(fd); return -EAGAIN; }
+    if (st.st_size < SHM_BB_ENTRIES) { close(fd); return -EBADMSG; }
+    void *mapped = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mapped == MAP_FAILED) return -errno;
+    char *base = (char *)mapped;
+    int error = -EBADMSG;
+    uint32_t state = __atomic_load_n(SHM_SVC_WORD(base, SHM_SVC_STATE, uint32_t), __ATOMIC_ACQUIRE);
+    uint32_t keys = __atomic_load_n(SHM_SVC_WORD(base, SHM_BB_KEYS, uint32_t), __ATOMIC_ACQUIRE);
+    uint32_t value_size = __atomic_load_n(SHM_SVC_WORD(base, SHM_BB_VALUE_SIZE, uint32_t), __ATOMIC_ACQUIRE);
+    uint64_t stride = shm_svc_align64_(16 + (uint64_t)value_size);
+    if (state != SHM_SVC_READY) { error = state == 0 || state == 0x54494E49u ? -EAGAIN : -EBADMSG; goto fail; }
+    if (__atomic_load_n(SHM_SVC_WORD(base, SHM_SVC_MAGIC_AT, uint32_t), __ATOMIC_ACQUIRE) != SHM_SVC_MAGIC
+        || __atomic_load_n(SHM_SVC_WORD(base, SHM_SVC_VERSION_AT, uint32_t), __ATOMIC_ACQUIRE) != SHM_SVC_VERSION
+        || __atomic_load_n(SHM_SVC_WORD(base, SHM_SVC_KIND, uint32_t), __ATOMIC_ACQUIRE) != SHM_SVC_BLACKBOARD
+        || __atomic_load_n(SHM_SVC_WORD(base, SHM_SVC_SEGMENT, uint64_t), __ATOMIC_ACQUIRE) != (uint64_t)st.st_size
+        || keys < 1 || keys > (1u << 20) || value_size < 1 || value_size > (1u << 20) || keys * stride > (1ull << 30)
+        || ((SHM_BB_ENTRIES + keys * stride + 4095) & ~(uint64_t)4095) != (uint64_t)st.st_size) goto fail;
+    b->base = base;
+    b->size = (size_t)st.st_size;
+    b->keys = keys;
+    b->value_size = value_size;
+    b->stride = stride;
+    return 0;
+fail:
+    munmap(base, (size_t)st.st_size);
+    return error;
+}
+
+/* Checks the writer slot while `key`'s sequence is odd (`seen`): 0 if a live writer holds it (or the sequence moved); -EOWNERDEAD (b->dead_writer set) or -EBADMSG otherwise. */
+static inline int shm_bb_check_writer_(struct shm_blackboard *b, uint32_t key, uint32_t seen)
+{
+    uint64_t owner = __atomic_load_n(SHM_SVC_WORD(b->base, SHM_BB_WRITER, uint64_t), __ATOMIC_ACQUIRE);
+    if (!shm_svc_valid_owner_(owner) || (owner != 0 && shm_svc_state_of_(owner) != SHM_SVC_ATTACHING && shm_svc_state_of_(owner) != SHM_SVC_ATTACHED)) return -EBADMSG;
+    if (owner != 0 && shm_svc_alive_(owner)) return 0;
+    if (__atomic_load_n(SHM_SVC_WORD(shm_bb_entry_(b, key), SHM_BB_SEQUENCE, uint32_t), __ATOMIC_ACQUIRE) != seen) return 0;
+    if (owner == 0) return -EBADMSG; /* odd with no writer: no write can be in flight */
+    b->dead_writer = shm_svc_pid_of_(owner);
+    return -EOWNERDEAD;
+}
+
+/*
+ * Copies entry `key`'s latest whole value into `value` (`size` must be the value size), waiting up to
+ * `timeout_ns` for a write in flight (0: never sleeps; negative: for ever). 0; -ETIMEDOUT; -EOWNERDEAD
+ * (the writer died writing this entry: b->dead_writer names it); -EBADMSG; -EINVAL.
+ */
+static inline int shm_blackboard_read(struct shm_blackboard *b, uint32_t key, void *value, size_t size, int64_t timeout_ns)
+{
+    if (!b->base || key >= b->keys || size != b->value_size || !value) return -EINVAL;
+    char *entry = shm_bb_entry_(b, key);
+    uint32_t *sequence = SHM_SVC_WORD(entry, SHM_BB_SEQUENCE, uint32_t);
+    int64_t until = timeout_ns < 0 ? INT64_MAX : shm_svc_now_ns_() + timeout_ns;
+    for (int attempt = 0;; attempt++) {
+        uint32_t seen = __atomic_load_n(sequence, __ATOMIC_ACQUIRE);
+        if (!(seen & 1)) {
+            memcpy(value, entry + SHM_BB_VALUE, size);
+            uint32_t torn = __atomic_load_n(SHM_SVC_WORD(entry, SHM_BB_TORN_BY, uint32_t), __ATOMIC_RELAXED);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (__atomic_load_n(sequence, __ATOMIC_RELAXED) == seen) {
+                if (torn == 0) return 0;
+                if (torn >= 4194304) return -EBADMSG;
+                b->dead_writer = (int32_t)torn;
+                return -EOWNERDEAD;
+            }
+        }
+        if (attempt < 64) { SHM_SVC_PAUSE_(); continue; }
+        if (seen & 1) {
+            int error = shm_bb_check_writer_(b, key, seen);
+            if (error != 0) return error;
+        }
+        int64_t now = shm_svc_now_ns_();
+        if (now >= until) return -ETIMEDOUT;
+        if (seen & 1) {
+            uint32_t *waiters = SHM_SVC_WORD(entry, SHM_BB_WAITERS, uint32_t);
+            __atomic_add_fetch(waiters, 1, __ATOMIC_SEQ_CST);
+            shm_svc_futex_wait_(sequence, seen, until - now > 10000000 ? now + 10000000 : until);
+            __atomic_sub_fetch(waiters, 1, __ATOMIC_SEQ_CST);
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+/*
+ * Takes the writer slot (free, or held by a dead process, whose half-written entries are then marked
+ * with its pid and made even). 0; -EBUSY (a live writer holds it); -EBADMSG; -ENOMEM.
+ */
+static inline int shm_blackboard_writer_attach(struct shm_blackboard *b)
+{
+    if (!b->base || b->writer) return -EINVAL;
+    uint64_t *slot = SHM_SVC_WORD(b->base, SHM_BB_WRITER, uint64_t);
+    uint64_t me = shm_svc_self_(SHM_SVC_ATTACHED), attaching = shm_svc_with_state_(me, SHM_SVC_ATTACHING);
+    b->sequences = (uint32_t *)malloc((size_t)b->keys * sizeof *b->sequences);
+    if (!b->sequences) return -ENOMEM;
+    uint64_t seen;
+    do {
+        seen = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+        int error = !shm_svc_valid_owner_(seen) || (seen != 0 && shm_svc_state_of_(seen) != SHM_SVC_ATTACHING && shm_svc_state_of_(seen) != SHM_SVC_ATTACHED) ? -EBADMSG
+            : seen != 0 && shm_svc_alive_(seen) ? -EBUSY : 0;
+        if (error != 0) { free(b->sequences); b->sequences = NULL; return error; }
+    } while (!__atomic_compare_exchange_n(slot, &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    for (uint32_t key = 0; key < b->keys; key++) {
+        char *entry = shm_bb_entry_(b, key);
+        uint32_t *sequence = SHM_SVC_WORD(entry, SHM_BB_SEQUENCE, uint32_t);
+        uint32_t s = __atomic_load_n(sequence, __ATOMIC_ACQUIRE);
+        if (s & 1) {
+            __atomic_store_n(SHM_SVC_WORD(entry, SHM_BB_TORN_BY, uint32_t), seen == 0 ? 0u : (uint32_t)shm_svc_pid_of_(seen), __ATOMIC_RELEASE);
+            __atomic_store_n(sequence, ++s, __ATOMIC_SEQ_CST);
+            syscall(SYS_futex, sequence, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        }
+        b->sequences[key] = s;
+    }
+    __atomic_compare_exchange_n(slot, &attaching, me, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    b->writer = me;
+    return 0;
+}
+
+/* Writes `value` (`size` must be the value size) as entry `key`'s latest value; never waits. 0; -EINVAL (no writer slot held, bad key or size). */
+static inline int shm_blackboard_write(struct shm_blackboard *b, uint32_t key, const void *value, size_t size)
+{
+    if (!b->writer || key >= b->keys || size != b->value_size || !value) return -EINVAL;
+    char *entry = shm_bb_entry_(b, key);
+    uint32_t *sequence = SHM_SVC_WORD(entry, SHM_BB_SEQUENCE, uint32_t);
+    uint32_t s = b->sequences[key];
+    __atomic_store_n(sequence, s + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE); /* odd before any byte of the value changes */
+    __atomic_store_n(SHM_SVC_WORD(entry, SHM_BB_TORN_BY, uint32_t), 0u, __ATOMIC_RELAXED);
+    memcpy(entry + SHM_BB_VALUE, value, size);
+    __atomic_store_n(sequence, s + 2, __ATOMIC_RELEASE);
+    b->sequences[key] = s + 2;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* even before waiters is read: a reader counted after sees it */
+    if (__atomic_load_n(SHM_SVC_WORD(entry, SHM_BB_WAITERS, uint32_t), __ATOMIC_RELAXED) != 0) syscall(SYS_futex, sequence, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    return 0;
+}
+
+/* Gives the writer slot back, if this process holds it. */
+static inline void shm_blackboard_writer_detach(struct shm_blackboard *b)
+{
+    if (!b->writer) return;
+    uint64_t mine = b->writer;
+    __atomic_compare_exchange_n(SHM_SVC_WORD(b->base, SHM_BB_WRITER, uint64_t), &mine, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    b->writer = 0;
+    free(b->sequences);
+    b->sequences = NULL;
+}
+
+/* Gives the writer slot back and unmaps. */
+static inline void shm_blackboard_close(struct shm_blackboard *b)
+{
+    if (!b->base) return;
+    shm_blackboard_writer_detach(b);
+    munmap(b->base, b->size);
+    b->base = NULL;
+}
+
+#endif /* SHM_BLACKBOARD_SECTION_ */
+
 #endif

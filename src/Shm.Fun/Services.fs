@@ -52,3 +52,53 @@ module PubSub =
     let receive (subscriber: Subscriber) : byte[] =
         use sample = subscriber.Receive()
         sample.ToArray()
+
+/// <summary>
+/// Blackboard services found by name, as scoped resources: the service and its writer are released
+/// (the writer gives its slot back, the service object its hold) when the scope closes, newest first.
+/// Keys are the indexes 0 to <c>Keys - 1</c>; values an unmanaged type of the configured size.
+/// </summary>
+/// <example>
+/// <code>
+/// shm {
+///     let! board = Blackboard.service "positions" (BlackboardConfig(Keys = 8, ValueSize = 16))
+///     let! writer = Blackboard.writer board
+///     Blackboard.write writer 3 (struct (1.0, 2.0))
+///     return Blackboard.read&lt;struct (float * float)&gt; board 3
+/// }
+/// </code>
+/// </example>
+[<RequireQualifiedAccess>]
+module Blackboard =
+
+    let inline private register (scope: Scope) (resource: #IDisposable) =
+        scope.Add(resource, resource)
+        resource
+
+    /// <summary>Opens the blackboard <paramref name="name"/>, or creates it with <paramref name="config"/> (an existing one must have exactly this configuration).</summary>
+    let service (name: string) (config: BlackboardConfig) : Shm<BlackboardService> =
+        fun scope -> register scope (BlackboardService.CreateOrOpen(name, config))
+
+    /// <summary>Opens the existing blackboard <paramref name="name"/>, whatever its configuration.</summary>
+    let openService (name: string) : Shm<BlackboardService> =
+        fun scope -> register scope (BlackboardService.Open name)
+
+    /// <summary>Attaches the writer of <paramref name="service"/> (one at a time); it gives its slot back when the scope closes.</summary>
+    let writer (service: BlackboardService) : Shm<BlackboardWriter> =
+        fun scope -> register scope (service.CreateWriter())
+
+    /// <summary>Writes <paramref name="value"/> as entry <paramref name="key"/>'s latest value; never waits.</summary>
+    let write<'T when 'T: unmanaged and 'T: struct and 'T: (new: unit -> 'T) and 'T :> ValueType>
+        (writer: BlackboardWriter)
+        (key: int)
+        (value: 'T)
+        : unit =
+        let copy = value
+        writer.Write(key, &copy)
+
+    /// <summary>Reads entry <paramref name="key"/>'s latest whole value, waiting as long as a write in flight takes.</summary>
+    let read<'T when 'T: unmanaged and 'T: struct and 'T: (new: unit -> 'T) and 'T :> ValueType>
+        (service: BlackboardService)
+        (key: int)
+        : 'T =
+        service.Read<'T>(key)

@@ -50,12 +50,13 @@ internal static class ServiceListing
     public static string KindWord(ServiceKind kind) => kind switch
     {
         ServiceKind.PublishSubscribe => "pubsub",
+        ServiceKind.Blackboard => "blackboard",
         _ => "unknown",
     };
 }
 
 /// <summary>A service in --json: its kind, configuration, what made it unreadable, and its participants.</summary>
-internal sealed record ServiceReport(string Name, string Kind, string? Problem, PublishSubscribeReport? PublishSubscribe, IReadOnlyList<ParticipantReport> Participants)
+internal sealed record ServiceReport(string Name, string Kind, string? Problem, PublishSubscribeReport? PublishSubscribe, BlackboardReport? Blackboard, IReadOnlyList<ParticipantReport> Participants)
 {
     public static ServiceReport Of(ServiceInfo service) => new(
         service.Name,
@@ -64,11 +65,15 @@ internal sealed record ServiceReport(string Name, string Kind, string? Problem, 
         service.PublishSubscribe is PublishSubscribeConfig c
             ? new PublishSubscribeReport(c.MaxPublishers, c.MaxSubscribers, c.MaxPayload, c.PoolBytesPerPublisher, c.QueueCapacity, c.HistoryDepth, c.OverflowPolicy == OverflowPolicy.Block ? "block" : "dropOldest")
             : null,
+        service.Blackboard is BlackboardConfig b ? new BlackboardReport(b.Keys, b.ValueSize) : null,
         [.. service.Participants.Select(p => new ParticipantReport(p.Role.ToString().ToLowerInvariant(), p.Slot, p.Pid, p.IsAlive, p.State.ToString().ToLowerInvariant(), p.PoolBytesInUse))]);
 }
 
 /// <summary>A publish-subscribe configuration in --json.</summary>
 internal sealed record PublishSubscribeReport(int MaxPublishers, int MaxSubscribers, int MaxPayload, long PoolBytesPerPublisher, int QueueCapacity, int HistoryDepth, string OverflowPolicy);
+
+/// <summary>A blackboard configuration in --json.</summary>
+internal sealed record BlackboardReport(int Keys, int ValueSize);
 
 /// <summary>A participant in --json.</summary>
 internal sealed record ParticipantReport(string Role, int Slot, int Pid, bool Alive, string State, long PoolBytesInUse);

@@ -85,4 +85,31 @@ let tests =
 
                 Expect.isFalse (exists name) "gone with the scope"
             }
+
+            test "a forked reader reads what the blackboard's writer wrote, and the scope removes the service" {
+                let name = uniqueName ()
+
+                let read =
+                    shm {
+                        let! board = Blackboard.service name (BlackboardConfig(Keys = 4, ValueSize = 16))
+                        let! writer = Blackboard.writer board
+                        Blackboard.write<struct (int64 * int64)> writer 2 (struct (7L, 35L))
+                        // The child's path once here, so that nothing compiles in the child.
+                        let struct (a, b) = Blackboard.read<struct (int64 * int64)> board 2
+                        Expect.equal (a, b) (7L, 35L) "read back here"
+
+                        let! child =
+                            Child.fork (fun () ->
+                                let struct (a, b) = Blackboard.read<struct (int64 * int64)> board 2
+                                if a * 5L = b then int a else 100)
+
+                        let exit = Kernel.waitOrFail child
+                        Expect.isTrue (exists name) "the service is there while the scope holds it"
+                        return exit.ExitCode
+                    }
+                    |> Shm.run
+
+                Expect.equal read (Nullable 7) "the child read the whole value"
+                Expect.isFalse (exists name) "the scope closed: the last participant removed the service"
+            }
         ]

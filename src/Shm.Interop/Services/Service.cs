@@ -83,12 +83,17 @@ public static class Service
         int version = Volatile.Read(ref *(int*)(@base + ServiceLayout.VersionAt));
         int kind = Volatile.Read(ref *(int*)(@base + ServiceLayout.KindAt));
         long bytes = Volatile.Read(ref *(long*)(@base + ServiceLayout.SegmentBytes));
-        if (magic != ServiceLayout.Magic || version != ServiceLayout.Version || bytes != size || kind != (int)ServiceKind.PublishSubscribe)
+        if (magic != ServiceLayout.Magic || version != ServiceLayout.Version || bytes != size || kind is not ((int)ServiceKind.PublishSubscribe or (int)ServiceKind.Blackboard))
         {
             info.Problem = magic != ServiceLayout.Magic ? $"corrupt: magic 0x{magic:X8}"
                 : version != ServiceLayout.Version ? $"layout version {version} (this library reads {ServiceLayout.Version})"
                 : bytes != size ? $"corrupt: its header says {bytes} bytes, the segment has {size}"
                 : $"corrupt: kind {kind}";
+            return;
+        }
+        if (kind == (int)ServiceKind.Blackboard)
+        {
+            ReadBlackboard(info, @base, size);
             return;
         }
         info.Kind = ServiceKind.PublishSubscribe;
@@ -98,10 +103,7 @@ public static class Service
             return;
         }
         info.PublishSubscribe = config;
-        for (int i = 0; i < ServiceLayout.HandleSlots; i++)
-        {
-            info.Add(ParticipantRole.Opener, i, Volatile.Read(ref *(ulong*)(@base + ServiceLayout.HandlesOffset + (i * ServiceLayout.HandleSlotBytes))), 0);
-        }
+        AddHandles(info, @base);
         for (int p = 0; p < layout!.MaxPublishers; p++)
         {
             info.Add(ParticipantRole.Publisher, p, Volatile.Read(ref *(ulong*)(@base + layout.PublisherSlot(p))), new PoolWalk(@base, layout, p).Allocated);
@@ -109,6 +111,27 @@ public static class Service
         for (int s = 0; s < layout.MaxSubscribers; s++)
         {
             info.Add(ParticipantRole.Subscriber, s, Volatile.Read(ref *(ulong*)(@base + layout.SubscriberSlot(s))), 0);
+        }
+    }
+
+    private static unsafe void ReadBlackboard(ServiceInfo info, byte* @base, long size)
+    {
+        info.Kind = ServiceKind.Blackboard;
+        if (!BlackboardLayout.Read(@base, size, out BlackboardConfig? config, out _, out string field, out _, out long value, out string expected))
+        {
+            info.Problem = $"corrupt: its {field} is {value}; expected {expected}";
+            return;
+        }
+        info.Blackboard = config;
+        AddHandles(info, @base);
+        info.Add(ParticipantRole.Writer, 0, Volatile.Read(ref *(ulong*)(@base + BlackboardLayout.WriterSlot)), 0);
+    }
+
+    private static unsafe void AddHandles(ServiceInfo info, byte* @base)
+    {
+        for (int i = 0; i < ServiceLayout.HandleSlots; i++)
+        {
+            info.Add(ParticipantRole.Opener, i, Volatile.Read(ref *(ulong*)(@base + ServiceLayout.HandlesOffset + (i * ServiceLayout.HandleSlotBytes))), 0);
         }
     }
 

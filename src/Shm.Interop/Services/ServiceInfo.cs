@@ -31,6 +31,9 @@ public sealed class ServiceInfo
     /// <summary>The configuration of a publish-subscribe service.</summary>
     public PublishSubscribeConfig? PublishSubscribe { get; internal set; }
 
+    /// <summary>The configuration of a blackboard service.</summary>
+    public BlackboardConfig? Blackboard { get; internal set; }
+
     /// <summary>The processes that have it open, and its publishers and subscribers, slot by slot (free slots left out).</summary>
     public IReadOnlyList<ServiceParticipant> Participants => _participants;
 
@@ -51,7 +54,7 @@ public sealed class ServiceInfo
 }
 
 /// <summary>A process's place in a service.</summary>
-/// <param name="Role">Whether it has the service open, publishes or subscribes.</param>
+/// <param name="Role">Whether it has the service open, publishes, subscribes or writes.</param>
 /// <param name="Slot">Its slot (a publisher's pool, a subscriber's bit).</param>
 /// <param name="Pid">The process.</param>
 /// <param name="State">Where the slot is in its life.</param>
@@ -70,6 +73,9 @@ public enum ParticipantRole
 
     /// <summary>A subscriber.</summary>
     Subscriber,
+
+    /// <summary>A blackboard's writer.</summary>
+    Writer,
 }
 
 /// <summary>Where a participant's slot is in its life.</summary>

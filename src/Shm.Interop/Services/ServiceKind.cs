@@ -8,4 +8,7 @@ public enum ServiceKind
 
     /// <summary>Publish-subscribe: every subscriber receives every sample (<see cref="PublishSubscribeService"/>).</summary>
     PublishSubscribe = 1,
+
+    /// <summary>A blackboard: a table of keys, each holding the latest value (<see cref="BlackboardService"/>).</summary>
+    Blackboard = 3,
 }

@@ -287,9 +287,9 @@ internal sealed unsafe class ServiceSegment
         int stored = Volatile.Read(ref *(int*)(Base + ServiceLayout.KindAt));
         if (stored != (int)kind)
         {
-            throw stored is (int)ServiceKind.PublishSubscribe
+            throw stored is (int)ServiceKind.PublishSubscribe or (int)ServiceKind.Blackboard
                 ? new InvalidOperationException($"The service '{Name}' is a {(ServiceKind)stored} service, not {kind}.")
-                : Corrupt("service kind", ServiceLayout.KindAt, stored, "1 (publish-subscribe)");
+                : Corrupt("service kind", ServiceLayout.KindAt, stored, "1 (publish-subscribe) or 3 (blackboard)");
         }
         long bytes = Volatile.Read(ref *(long*)(Base + ServiceLayout.SegmentBytes));
         if (bytes != Length)
@@ -446,6 +446,10 @@ internal sealed unsafe class ServiceSegment
                 }
             }
             _ = config;
+        }
+        if (kind == (int)ServiceKind.Blackboard && IsLive(Volatile.Read(ref *(ulong*)(Base + BlackboardLayout.WriterSlot))))
+        {
+            return true;
         }
         return false;
     }

@@ -630,7 +630,8 @@ public sealed unsafe partial class Subscriber : IDisposable
         }
     }
 
-    private Task<bool> WaitForSampleAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>Waits without a thread until a sample can be received (true), without taking it; the futex watcher's registration ends with the task.</summary>
+    internal Task<bool> WaitForSampleAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         int* sequence = (int*)(_slot + ServiceLayout.WakeSequence);
         return ServiceInterop.WatchAsync(this, _service.Segment.Mapping, sequence, Volatile.Read(ref *sequence), (int*)(_slot + ServiceLayout.SubscriberSleeping), () =>

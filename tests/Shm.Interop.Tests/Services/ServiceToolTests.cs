@@ -39,6 +39,26 @@ public sealed class ServiceToolTests : IDisposable
     }
 
     [Fact]
+    public void Ls_lists_a_blackboard_with_its_configuration_and_writer()
+    {
+        string name = _names.Unique();
+        using var service = BlackboardService.Create(name, new BlackboardConfig { Keys = 5, ValueSize = 24 });
+        using BlackboardWriter writer = service.CreateWriter();
+        int self = Environment.ProcessId;
+
+        ToolRun plain = ShmTool.Run("ls");
+        ToolRun json = ShmTool.Run("ls", "--json");
+
+        Assert.Equal(0, plain.Status);
+        string[] lines = [.. plain.Output.Split('\n').Where(line => line.EndsWith(" " + name, StringComparison.Ordinal) && line.StartsWith("blackboard", StringComparison.Ordinal))];
+        Assert.Contains(lines, line => Columns(line)[2..7].SequenceEqual(["writer", "0", $"{self}", "yes", "attached"]));
+        JsonElement report = json.Segment(Service.SegmentPrefix + name).GetProperty("service");
+        Assert.Equal("blackboard", report.GetProperty("kind").GetString());
+        Assert.Equal(5, report.GetProperty("blackboard").GetProperty("keys").GetInt32());
+        Assert.Equal(24, report.GetProperty("blackboard").GetProperty("valueSize").GetInt32());
+    }
+
+    [Fact]
     public void Pub_publishes_one_sample_and_sub_prints_samples_as_they_come()
     {
         string name = _names.Unique();
