@@ -71,21 +71,17 @@ module PubSub =
 [<RequireQualifiedAccess>]
 module Blackboard =
 
-    let inline private register (scope: Scope) (resource: #IDisposable) =
-        scope.Add(resource, resource)
-        resource
-
     /// <summary>Opens the blackboard <paramref name="name"/>, or creates it with <paramref name="config"/> (an existing one must have exactly this configuration).</summary>
     let service (name: string) (config: BlackboardConfig) : Shm<BlackboardService> =
-        fun scope -> register scope (BlackboardService.CreateOrOpen(name, config))
+        fun scope -> Shm.acquire (fun () -> BlackboardService.CreateOrOpen(name, config)) scope
 
     /// <summary>Opens the existing blackboard <paramref name="name"/>, whatever its configuration.</summary>
     let openService (name: string) : Shm<BlackboardService> =
-        fun scope -> register scope (BlackboardService.Open name)
+        fun scope -> Shm.acquire (fun () -> BlackboardService.Open name) scope
 
     /// <summary>Attaches the writer of <paramref name="service"/> (one at a time); it gives its slot back when the scope closes.</summary>
     let writer (service: BlackboardService) : Shm<BlackboardWriter> =
-        fun scope -> register scope (service.CreateWriter())
+        fun scope -> Shm.acquire (fun () -> service.CreateWriter()) scope
 
     /// <summary>Writes <paramref name="value"/> as entry <paramref name="key"/>'s latest value; never waits.</summary>
     let write<'T when 'T: unmanaged and 'T: struct and 'T: (new: unit -> 'T) and 'T :> ValueType>
