@@ -1,0 +1,145 @@
+using System;
+using System.IO;
+using System.Runtime.InteropServices;
+using System.Threading;
+using Microsoft.Win32.SafeHandles;
+
+namespace Shm.Interop;
+
+// One name, many processes starting together: the first to create it sizes it, the others open it
+// and wait (bounded) for the size, as MemoryMappedFile.CreateOrOpen does on Windows.
+public partial class SharedRegion
+{
+    /// <summary>How long <see cref="CreateOrOpen(string, long)"/> waits for a creator to size the segment.</summary>
+    private static readonly TimeSpan DefaultSizingTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// True if this region created its named segment (<see cref="CreateNamed"/>, or the creating side
+    /// of <see cref="CreateOrOpen(string, long)"/>) and so unlinks the name when disposed;
+    /// false for an opener and for every other kind of region.
+    /// </summary>
+    public bool OwnsName => _name is not null;
+
+    /// <summary>
+    /// Creates the named segment <paramref name="name"/> as <see cref="CreateNamed"/> does or, if it
+    /// exists, opens it read/write as <see cref="OpenNamed"/> does, race-free between processes starting
+    /// together: exactly one creates (mode 0600) and sizes it, and owns the name (see <see cref="OwnsName"/>); the
+    /// others wait up to 5 seconds for its size to appear, and never unlink it. The size is set before
+    /// any opener can map the segment; its contents are what the creator writes after.
+    /// </summary>
+    /// <param name="name">An optional leading <c>/</c>, then 1 to 255 bytes with no <c>/</c> and no NUL.</param>
+    /// <param name="length">Bytes, at least 1; an existing segment must have exactly this size.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or names something in <c>/dev/shm</c> that is not a regular file.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative.</exception>
+    /// <exception cref="InvalidOperationException">The segment exists with another size (the message names both).</exception>
+    /// <exception cref="TimeoutException">The segment exists but stayed empty for 5 seconds: its creator died before sizing it, or is stuck.</exception>
+    /// <exception cref="ShmException">ENOSPC creating it, EACCES opening it, ...</exception>
+    public static SharedRegion CreateOrOpen(string name, long length) =>
+        CreateOrOpen(name, length, OwnerReadWrite, DefaultSizingTimeout);
+
+    /// <summary>
+    /// <see cref="CreateOrOpen(string, long)"/>, waiting up to <paramref name="timeout"/>
+    /// for a creator to size the segment, and giving up when <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    /// <param name="name">An optional leading <c>/</c>, then 1 to 255 bytes with no <c>/</c> and no NUL.</param>
+    /// <param name="length">Bytes, at least 1; an existing segment must have exactly this size.</param>
+    /// <param name="mode">Who may open it, if this call creates it.</param>
+    /// <param name="timeout">How long to wait for an existing, empty segment to be sized; <see cref="TimeSpan.Zero"/> looks once.</param>
+    /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or names something in <c>/dev/shm</c> that is not a regular file.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative, or <paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="InvalidOperationException">The segment exists with another size (the message names both).</exception>
+    /// <exception cref="TimeoutException">The segment exists but stayed empty for <paramref name="timeout"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="ShmException">ENOSPC creating it, EACCES opening it, ...</exception>
+    public static SharedRegion CreateOrOpen(string name, long length, UnixFileMode mode, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        string posixName = ValidateName(name);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        Deadline deadline = Deadline.After(timeout);
+        NamedSegmentCleanup.EnsureWatching();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            SafeFileHandle made = Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode);
+            if (!made.IsInvalid)
+            {
+                return Own(made, posixName, name, length, mode);
+            }
+            ThrowUnless(made, LinuxErrno.EEXIST, name);
+
+            // O_NONBLOCK: a FIFO planted under the name must be refused, not waited on for a writer.
+            SafeFileHandle fd = Libc.shm_open(posixName, Libc.O_RDWR | Libc.O_NONBLOCK, 0);
+            if (fd.IsInvalid)
+            {
+                ThrowUnless(fd, LinuxErrno.ENOENT, name); // gone since: its creator failed and unlinked it; try to create it
+                continue;
+            }
+            if (OpenWhenSized(fd, posixName, name, length, deadline, timeout, cancellationToken) is SharedRegion opened)
+            {
+                return opened;
+            }
+        }
+    }
+
+    /// <summary>Closes <paramref name="fd"/>, which failed to open; returns if errno was <paramref name="expected"/>, else throws it.</summary>
+    private static void ThrowUnless(SafeFileHandle fd, int expected, string name)
+    {
+        int error = Marshal.GetLastPInvokeError();
+        fd.Dispose();
+        if (error != expected)
+        {
+            throw new ShmException("shm_open", error, name);
+        }
+    }
+
+    /// <summary>
+    /// The opener's side: maps <paramref name="fd"/> once its creator has sized it (and checks the size),
+    /// or returns null (with <paramref name="fd"/> closed) if the name stopped naming this segment while
+    /// it was empty: its creator failed and unlinked it, so the caller tries to create it again.
+    /// </summary>
+    private static SharedRegion? OpenWhenSized(SafeFileHandle fd, string posixName, string name, long length, Deadline deadline, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                Libc.FileId file = Libc.FileStatus(fd);
+                if (!file.IsRegularFile)
+                {
+                    throw new ArgumentException(
+                        $"'{name}' in /dev/shm is {file.TypeName}, not a shared memory segment (a regular file); someone else may have put it there.",
+                        nameof(name));
+                }
+                if (file.Size > 0)
+                {
+                    if (file.Size != length)
+                    {
+                        throw new InvalidOperationException(
+                            $"The segment '{name}' exists with {file.Size} bytes; CreateOrOpen asked for {length} bytes. Every process must ask for the segment's size (or open it with OpenNamed, which takes its size).");
+                    }
+                    return new SharedRegion(MapDescriptor(fd, length, Protection.ReadWrite, name), length, Protection.ReadWrite, RegionKind.Named, fd, name);
+                }
+                if (Libc.PathStatus(Libc.ShmDirectory + posixName[1..])?.Id != file.Id)
+                {
+                    fd.Dispose();
+                    return null;
+                }
+                if (deadline.HasPassed)
+                {
+                    throw new TimeoutException(
+                        $"The segment '{name}' exists but stayed empty (0 bytes) for {timeout.TotalSeconds:0.###} s: its creator opened it and never sized it (it may have died). If no process is creating it, remove it: shm rm {posixName[1..]}");
+                }
+                cancellationToken.ThrowIfCancellationRequested();
+                Thread.Sleep(1); // the size has no wake-up of its own: a creator sizes within microseconds of creating
+            }
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
+}
