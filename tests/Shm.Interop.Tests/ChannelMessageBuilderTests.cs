@@ -58,6 +58,37 @@ public sealed class ChannelMessageBuilderTests
     }
 
     [Fact]
+    public void An_abandoned_loan_delivers_nothing_and_frees_the_writer()
+    {
+        using var region = SharedRegion.CreateAnonymous(SharedChannel.RequiredLength(4096));
+        using var channel = SharedChannel.Create(region, 0, 4096);
+        using SharedChannelReader reader = channel.OpenReader();
+        using SharedChannelWriter writer = channel.OpenWriter();
+        Assert.True(writer.TryReserve(64, out SharedChannelWriter.WriteLoan loan));
+        loan.Span.Fill(9);
+
+        loan.Abandon();
+
+        Assert.False(reader.TryRead(out _));
+        bool refused = false;
+        try
+        {
+            loan.Commit(); // gone: nothing to publish
+        }
+        catch (InvalidOperationException)
+        {
+            refused = true;
+        }
+        Assert.True(refused);
+        Assert.True(writer.TryWrite("next"u8));
+        Assert.True(reader.TryRead(out ReceivedMessage message));
+        using (message)
+        {
+            Assert.Equal("next"u8.ToArray(), message.ToArray());
+        }
+    }
+
+    [Fact]
     public void A_message_that_would_cross_the_rings_end_is_copied_and_committed_after_the_padding()
     {
         using var region = SharedRegion.CreateAnonymous(SharedChannel.RequiredLength(4096));
