@@ -264,6 +264,7 @@ public sealed unsafe class PublishSubscribeService : IDisposable
             return false;
         }
         Segment.BumpMembership();
+        ShmDiagnostics.DeadPeer("service_participant", OwnerWord.PidOf(word));
         return true;
     }
 
