@@ -60,9 +60,14 @@ public partial class SharedRegion
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
         Deadline deadline = Deadline.After(timeout);
         NamedSegmentCleanup.EnsureWatching();
-        while (true)
+        for (bool first = true; ; first = false)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (!first && deadline.HasPassed)
+            {
+                // Only if others keep creating and removing the name under us: each pass either creates, opens or sees it gone.
+                throw new TimeoutException($"The segment '{name}' kept appearing and disappearing for {timeout.TotalSeconds:0.###} s: other processes create and remove it; neither creating nor opening it held.");
+            }
             SafeFileHandle made = Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode);
             if (!made.IsInvalid)
             {

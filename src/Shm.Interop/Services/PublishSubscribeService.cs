@@ -264,7 +264,7 @@ public sealed unsafe class PublishSubscribeService : IDisposable
             return false;
         }
         Segment.BumpMembership();
-        ShmDiagnostics.DeadPeer("service_participant", OwnerWord.PidOf(word));
+        ServiceInterop.CountDeadParticipant(OwnerWord.PidOf(word));
         return true;
     }
 
