@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics.CodeAnalysis;
 using System.IO;
 using System.Runtime.InteropServices;
 using System.Threading;
@@ -33,40 +34,49 @@ public partial class SharedRegion
     /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or names something in <c>/dev/shm</c> that is not a regular file.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative.</exception>
     /// <exception cref="InvalidOperationException">The segment exists with another size (the message names both).</exception>
-    /// <exception cref="TimeoutException">The segment exists but stayed empty for 5 seconds: its creator died before sizing it, or is stuck.</exception>
+    /// <exception cref="TimeoutException">The segment exists but stayed empty for 5 seconds: its creator died before sizing it, or is stuck (the message names it and the <c>shm rm</c> that removes it).</exception>
     /// <exception cref="ShmException">ENOSPC creating it, EACCES opening it, ...</exception>
     public static SharedRegion CreateOrOpen(string name, long length) =>
-        CreateOrOpen(name, length, OwnerReadWrite, DefaultSizingTimeout);
+        CreateOrOpenCore(name, length, OwnerReadWrite, Deadline.After(DefaultSizingTimeout), CancellationToken.None)
+        ?? throw new TimeoutException(
+            $"The segment '{name}' exists but stayed empty (0 bytes) for {DefaultSizingTimeout.TotalSeconds:0} s: its creator opened it and never sized it (it may have died). If no process is creating it, remove it: shm rm {name.TrimStart('/')}");
 
     /// <summary>
-    /// <see cref="CreateOrOpen(string, long)"/>, waiting up to <paramref name="timeout"/>
-    /// for a creator to size the segment, and giving up when <paramref name="cancellationToken"/> is cancelled.
+    /// <see cref="CreateOrOpen(string, long)"/> with the mode a creator gives the segment, waiting up to
+    /// <paramref name="timeout"/> for its creator to size an existing one: false (and
+    /// <paramref name="region"/> null) if it stayed empty that long.
     /// </summary>
     /// <param name="name">An optional leading <c>/</c>, then 1 to 255 bytes with no <c>/</c> and no NUL.</param>
     /// <param name="length">Bytes, at least 1; an existing segment must have exactly this size.</param>
     /// <param name="mode">Who may open it, if this call creates it.</param>
-    /// <param name="timeout">How long to wait for an existing, empty segment to be sized; <see cref="TimeSpan.Zero"/> looks once.</param>
+    /// <param name="region">The region, created or opened (<see cref="OwnsName"/> says which).</param>
+    /// <param name="timeout">How long to wait for an existing, empty segment to be sized; <see cref="TimeSpan.Zero"/> looks once, <see cref="Timeout.InfiniteTimeSpan"/> waits for ever.</param>
     /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>
+    /// <returns>True with the region; false if the segment existed and stayed empty (or kept being removed and made again) until the timeout.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="name"/> is not a valid POSIX name, or names something in <c>/dev/shm</c> that is not a regular file.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is zero or negative, or <paramref name="timeout"/> is negative and not infinite.</exception>
     /// <exception cref="InvalidOperationException">The segment exists with another size (the message names both).</exception>
-    /// <exception cref="TimeoutException">The segment exists but stayed empty for <paramref name="timeout"/>.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     /// <exception cref="ShmException">ENOSPC creating it, EACCES opening it, ...</exception>
-    public static SharedRegion CreateOrOpen(string name, long length, UnixFileMode mode, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public static bool TryCreateOrOpen(string name, long length, UnixFileMode mode, [NotNullWhen(true)] out SharedRegion? region, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        region = CreateOrOpenCore(name, length, mode, Deadline.After(timeout), cancellationToken);
+        return region is not null;
+    }
+
+    /// <summary>The loop behind both forms: the region, or null at the deadline.</summary>
+    private static SharedRegion? CreateOrOpenCore(string name, long length, UnixFileMode mode, Deadline deadline, CancellationToken cancellationToken)
     {
         string posixName = ValidateName(name);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
-        Deadline deadline = Deadline.After(timeout);
         NamedSegmentCleanup.EnsureWatching();
         for (bool first = true; ; first = false)
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (!first && deadline.HasPassed)
             {
-                // Only if others keep creating and removing the name under us: each pass either creates, opens or sees it gone.
-                throw new TimeoutException($"The segment '{name}' kept appearing and disappearing for {timeout.TotalSeconds:0.###} s: other processes create and remove it; neither creating nor opening it held.");
+                return null; // others keep creating and removing the name under us: each pass creates, opens or sees it gone
             }
             SafeFileHandle made = Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode);
             if (!made.IsInvalid)
@@ -82,9 +92,13 @@ public partial class SharedRegion
                 ThrowUnless(fd, LinuxErrno.ENOENT, name); // gone since: its creator failed and unlinked it; try to create it
                 continue;
             }
-            if (OpenWhenSized(fd, posixName, name, length, deadline, timeout, cancellationToken) is SharedRegion opened)
+            if (OpenWhenSized(fd, posixName, name, length, deadline, cancellationToken, out bool timedOut) is SharedRegion opened)
             {
                 return opened;
+            }
+            if (timedOut)
+            {
+                return null;
             }
         }
     }
@@ -103,10 +117,12 @@ public partial class SharedRegion
     /// <summary>
     /// The opener's side: maps <paramref name="fd"/> once its creator has sized it (and checks the size),
     /// or returns null (with <paramref name="fd"/> closed) if the name stopped naming this segment while
-    /// it was empty: its creator failed and unlinked it, so the caller tries to create it again.
+    /// it was empty: its creator failed and unlinked it, so the caller tries to create it again; or
+    /// null with <paramref name="timedOut"/> set if it stayed empty until <paramref name="deadline"/>.
     /// </summary>
-    private static SharedRegion? OpenWhenSized(SafeFileHandle fd, string posixName, string name, long length, Deadline deadline, TimeSpan timeout, CancellationToken cancellationToken)
+    private static SharedRegion? OpenWhenSized(SafeFileHandle fd, string posixName, string name, long length, Deadline deadline, CancellationToken cancellationToken, out bool timedOut)
     {
+        timedOut = false;
         try
         {
             while (true)
@@ -134,8 +150,9 @@ public partial class SharedRegion
                 }
                 if (deadline.HasPassed)
                 {
-                    throw new TimeoutException(
-                        $"The segment '{name}' exists but stayed empty (0 bytes) for {timeout.TotalSeconds:0.###} s: its creator opened it and never sized it (it may have died). If no process is creating it, remove it: shm rm {posixName[1..]}");
+                    timedOut = true;
+                    fd.Dispose();
+                    return null;
                 }
                 cancellationToken.ThrowIfCancellationRequested();
                 Thread.Sleep(1); // the size has no wake-up of its own: a creator sizes within microseconds of creating
