@@ -30,6 +30,18 @@ module Region =
     let inline named (name: string) (length: ^N) : Shm<SharedRegion> =
         fun scope -> Shm.acquire (fun () -> SharedRegion.CreateNamed(name, int64 length)) scope
 
+    /// <summary>
+    /// Creates the named segment <paramref name="name"/> (mode 0600) or, if another process did,
+    /// opens it, waiting up to 5 s for its creator to size it; its size must be
+    /// <paramref name="length"/>. <c>OwnsName</c> tells which happened: only the creator removes the
+    /// name when its scope closes (see <c>SharedRegion.CreateOrOpen</c>).
+    /// </summary>
+    let inline createOrOpen (name: string) (length: ^N) : Shm<SharedRegion> =
+        (fun scope ->
+            let made = SharedRegion.CreateOrOpen(name, int64 length)
+            scope.Add(made, made)
+            made)
+
     /// <summary>Opens the existing named segment <paramref name="name"/> read/write; unmapped (never unlinked) when the scope closes.</summary>
     let openNamed (name: string) : Shm<SharedRegion> =
         fun scope -> Shm.acquire (fun () -> SharedRegion.OpenNamed name) scope

@@ -32,6 +32,7 @@ public sealed class SharedMemoryCorruptedException : IOException
         Offset = offset;
         Value = value;
         Lane = lane;
+        ShmDiagnostics.Corruption(structure, offset, value);
     }
 
     /// <summary>The structure and field whose value was impossible.</summary>

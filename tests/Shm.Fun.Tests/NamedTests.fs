@@ -32,6 +32,24 @@ let tests =
                 Expect.isFalse (DevShm.Exists name) "unlinked at the end"
             }
 
+            test
+                "createOrOpen twice: the first creates and owns the name, the second opens the same bytes; the block's end unlinks it" {
+                use devShm = new DevShm()
+                let name = devShm.UniqueName()
+
+                let seen =
+                    shm {
+                        let! first = Region.createOrOpen name 4096
+                        let! second = Region.createOrOpen name 4096
+                        first.Write(8L, 4242)
+                        return first.OwnsName, second.OwnsName, second.Read<int> 8L
+                    }
+                    |> Shm.run
+
+                Expect.equal seen (true, false, 4242) "one creator, one opener, same bytes"
+                Expect.isFalse (DevShm.Exists name) "unlinked at the end"
+            }
+
             test "a segment acquired for a scope that already closed is released at once, not leaked" {
                 use devShm = new DevShm()
                 let name = devShm.UniqueName()

@@ -41,6 +41,7 @@ public static partial class Program
         "hold-futex-mutex" => HoldFutexMutex(),
         "hidden-peers" => HiddenPeers(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "timens-channel-peer" => TimeNamespacePeer.Run(args[1]),
+        "json-reader" => JsonReader.Run(),
         _ => Unexpected,
     };
 

@@ -109,6 +109,7 @@ public sealed partial class SharedChannelReader
         else
         {
             _deadWriters.Add(writer);
+            ShmDiagnostics.DeadPeer("channel_writer", writer);
         }
         Volatile.Write(ref lane.State, LaneStates.Free);
         Volatile.Write(ref lane.WriterPid, 0);

@@ -59,6 +59,7 @@ public sealed partial class SharedChannelWriter
         long started = Volatile.Read(ref _header.ReaderStart);
         if (reader != 0 && !PeerIdentity.IsAlive(reader, started))
         {
+            ShmDiagnostics.DeadPeer("channel_reader", reader);
             throw new ChannelClosedException($"The channel's reader, process {reader}, died; nothing will take these messages.");
         }
         CheckClosed(joining: false);

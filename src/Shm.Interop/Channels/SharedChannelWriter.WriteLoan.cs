@@ -28,6 +28,12 @@ public sealed partial class SharedChannelWriter
         /// <exception cref="System.Threading.Channels.ChannelClosedException">The writer completed, or its lane was given to another writer.</exception>
         public void Commit(int length) => (_writer ?? throw new InvalidOperationException("No loan.")).Commit(_target, _length, length);
 
+        /// <summary>
+        /// Gives the space back without publishing anything: no message, not even an empty one, reaches
+        /// the reader, and the writer can reserve or write again. Nothing if committed or abandoned already.
+        /// </summary>
+        public void Abandon() => _writer?.AbandonLoan(_target);
+
         /// <summary>Publishes the whole span as one message.</summary>
         /// <exception cref="InvalidOperationException">No loan, or one committed already.</exception>
         /// <exception cref="System.Threading.Channels.ChannelClosedException">The writer completed, or its lane was given to another writer.</exception>

@@ -251,6 +251,7 @@ public sealed partial class SharedChannelWriter : IMessageWriter
     {
         if (!_disposed)
         {
+            _builder?.Dispose(); // an open message is abandoned, and lets go of the mapping
             if (!_completed)
             {
                 CompleteLane();

@@ -33,68 +33,16 @@ public sealed partial class Child
     /// </summary>
     internal static void TerminateAll(IEnumerable<Child?> children)
     {
-        var running = new List<Child>();
-        var all = new List<Child>();
-        List<Exception>? failures = null;
-        int self = Libc.getpid();
-        TimeSpan grace = TimeSpan.Zero;
-        foreach (Child? child in children)
-        {
-            if (child is null || child._disposed)
-            {
-                continue;
-            }
-            child._disposed = true;
-            if (child._owner != self)
-            {
-                continue; // a copy inherited by a forked child: the parent owns that process
-            }
-            all.Add(child);
-            try
-            {
-                lock (child._gate)
-                {
-                    if (child.TryReapLocked() is null)
-                    {
-                        child.SendLocked(Libc.SIGTERM);
-                        running.Add(child);
-                        grace = grace > child._grace ? grace : child._grace;
-                    }
-                }
-            }
-            catch (Exception failure)
-            {
-                (failures ??= []).Add(failure);
-                running.Add(child);
-            }
-        }
+        var termination = Termination.Begin(children);
         try
         {
-            BlockingChildWait.WaitAll(running, Deadline.After(grace), terminating: true);
+            BlockingChildWait.WaitAll(termination.Running, Deadline.After(termination.Grace), terminating: true);
         }
         catch (Exception failure)
         {
-            (failures ??= []).Add(failure);
+            termination.Fail(failure);
         }
-        foreach (Child child in running)
-        {
-            try
-            {
-                child.KillAndReap(deadlocked: false);
-            }
-            catch (Exception failure)
-            {
-                (failures ??= []).Add(failure);
-            }
-        }
-        foreach (Child child in all)
-        {
-            child._handle.Dispose();
-        }
-        if (failures is not null)
-        {
-            throw failures.Count == 1 ? failures[0] : new AggregateException(failures);
-        }
+        termination.Finish();
     }
 
     /// <summary>Reaps the child if it ended; null while it runs. Never blocks.</summary>

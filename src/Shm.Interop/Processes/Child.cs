@@ -50,6 +50,7 @@ public sealed partial class Child : IDisposable
     private readonly int _owner;
     private ChildExit? _exit;
     private volatile bool _disposed;
+    private bool _deadlockCounted;
 
     private Child(SafeChildHandle handle, TimeSpan grace, DeadlockWatch? watch, ChildDeadlockPolicy policy, int index)
     {
@@ -285,11 +286,17 @@ public sealed partial class Child : IDisposable
             return Suspicion.None;
         }
         seen = suspicion;
+        if (!_deadlockCounted)
+        {
+            _deadlockCounted = true;
+            ShmDiagnostics.DeadlockSuspected(Pid);
+        }
         if (_policy == ChildDeadlockPolicy.Report && !terminating)
         {
             return Suspicion.Suspected;
         }
         KillAndReap(deadlocked: _policy == ChildDeadlockPolicy.Kill);
+        ShmDiagnostics.DeadlockKilled(Pid);
         return Suspicion.Killed;
     }
 

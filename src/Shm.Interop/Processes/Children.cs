@@ -13,7 +13,7 @@ namespace Shm.Interop;
 /// before the exception leaves. Disposing terminates and reaps every child not yet reaped, with one
 /// shared grace period.
 /// </summary>
-public sealed class Children : IDisposable, IReadOnlyList<Child>
+public sealed class Children : IDisposable, IAsyncDisposable, IReadOnlyList<Child>
 {
     private readonly Child[] _children;
 
@@ -113,6 +113,13 @@ public sealed class Children : IDisposable, IReadOnlyList<Child>
 
     /// <summary>Terminates (SIGTERM, one shared grace period, SIGKILL) and reaps every child not yet reaped. Twice does nothing.</summary>
     public void Dispose() => Child.TerminateAll(_children);
+
+    /// <summary>
+    /// Does what <see cref="Dispose"/> does without blocking a thread during the shared grace period
+    /// (see <see cref="Child.DisposeAsync"/>). Twice does nothing.
+    /// </summary>
+    /// <returns>Completes once every child is reaped.</returns>
+    public ValueTask DisposeAsync() => Child.TerminateAllAsync(_children);
 
     /// <inheritdoc/>
     public IEnumerator<Child> GetEnumerator() => ((IEnumerable<Child>)_children).GetEnumerator();

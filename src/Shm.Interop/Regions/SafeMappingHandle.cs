@@ -42,6 +42,7 @@ public sealed class SafeMappingHandle : SafeBuffer
     {
         SetHandle(address);
         Initialize(length);
+        ShmDiagnostics.Mapped((long)length);
     }
 
     /// <inheritdoc/>
@@ -57,5 +58,14 @@ public sealed class SafeMappingHandle : SafeBuffer
     }
 
     /// <inheritdoc/>
-    protected override bool ReleaseHandle() => Libc.munmap(handle, (nuint)ByteLength) == 0;
+    protected override bool ReleaseHandle()
+    {
+        long length = (long)ByteLength;
+        bool unmapped = Libc.munmap(handle, (nuint)length) == 0;
+        if (unmapped)
+        {
+            ShmDiagnostics.Unmapped(length);
+        }
+        return unmapped;
+    }
 }

@@ -36,6 +36,15 @@ public partial class SharedRegion
         NamedSegmentCleanup.EnsureWatching();
 
         SafeFileHandle fd = Libc.CheckIo(Libc.shm_open(posixName, Libc.O_CREAT | Libc.O_EXCL | Libc.O_RDWR, (uint)mode), "shm_open", name);
+        return Own(fd, posixName, name, length, mode);
+    }
+
+    /// <summary>
+    /// The creator's side of a segment this process just made exclusively (<paramref name="fd"/>):
+    /// claims the name, sets the mode, reserves and sizes, maps. On failure unlinks and closes.
+    /// </summary>
+    private static SharedRegion Own(SafeFileHandle fd, string posixName, string name, long length, UnixFileMode mode)
+    {
         NamedSegmentOwner? owner = null;
         try
         {

@@ -264,6 +264,7 @@ public sealed unsafe class PublishSubscribeService : IDisposable
             return false;
         }
         Segment.BumpMembership();
+        ServiceInterop.CountDeadParticipant(OwnerWord.PidOf(word));
         return true;
     }
 

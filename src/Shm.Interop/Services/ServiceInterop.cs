@@ -25,6 +25,9 @@ internal static unsafe class ServiceInterop
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
     public static long Deadline(TimeSpan timeout) => global::Shm.Interop.Deadline.After(timeout).Timestamp;
 
+    /// <summary>Counts a participant found dead (<c>shm.peers.dead</c>, kind <c>service_participant</c>, and its event).</summary>
+    public static void CountDeadParticipant(int pid) => ShmDiagnostics.DeadPeer("service_participant", pid);
+
     /// <summary>True in a forked child: one thread, no futex watcher, no process-exit hooks.</summary>
     public static bool InForkedChild => ForkedChild.IsThisProcess;
 

@@ -357,6 +357,7 @@ public sealed unsafe class SharedFutexMutex : SharedPrimitive
         }
         int pid = Volatile.Read(ref Words[PidWord]);
         Own(self, taken & ~Sleepers);
+        ShmDiagnostics.DeadPeer("futex_mutex_owner", pid);
         throw new AbandonedMutexException(
             $"The previous owner of the shared futex mutex (thread {word & TidMask}, process {pid} by its record) died holding it. " +
             "This thread owns it now: repair the data it guards, then Unlock.");

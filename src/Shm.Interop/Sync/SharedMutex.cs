@@ -218,6 +218,7 @@ public sealed unsafe class SharedMutex : SharedPrimitive
             case LinuxErrno.EBUSY or LinuxErrno.ETIMEDOUT:
                 return false;
             case LinuxErrno.EOWNERDEAD:
+                ShmDiagnostics.DeadPeer("mutex_owner", 0); // the robust list names no pid
                 Libc.CheckError(Libc.pthread_mutex_consistent(Mutex), "pthread_mutex_consistent");
                 throw new AbandonedMutexException(
                     "The previous owner of the shared mutex died holding it. This thread owns it now and it was made consistent: " +

@@ -41,7 +41,11 @@ public static class ForkSupport
     /// </summary>
     public static long Retries => Interlocked.Read(ref s_retries);
 
-    internal static void CountRetries(int count) => Interlocked.Add(ref s_retries, count);
+    internal static void CountRetries(int count)
+    {
+        Interlocked.Add(ref s_retries, count);
+        ShmDiagnostics.ForkRetried(count);
+    }
 
     internal static void EnsureSupported()
     {
