@@ -142,7 +142,14 @@ internal sealed class Link : IDisposable
     {
         if (Interlocked.Exchange(ref _wakePending, 1) == 0 && Volatile.Read(ref _disposed) == 0)
         {
-            _wake.Enqueue(true);
+            try
+            {
+                _wake.Enqueue(true);
+            }
+            catch (ObjectDisposedException)
+            {
+                // disposed between the check and the enqueue: the streams were told, nothing to wake
+            }
         }
     }
 

@@ -8,7 +8,7 @@ namespace Shm.NetMQ;
 
 /// <summary>
 /// The writing end of one named stream on a <see cref="Link"/>: the user's thread queues messages
-/// while it has credit (<see cref="TryAccept"/>); the link's thread sends them in order, numbered
+/// while it has credit (<see cref="TryAccept(ReadOnlySpan{byte})"/>); the link's thread sends them in order, numbered
 /// from 1 in this writer session, to the one reader that granted the credit.
 /// </summary>
 /// <remarks>
@@ -65,7 +65,10 @@ internal sealed class OutgoingStream(string name, bool survive, int window)
     }
 
     /// <summary>Queues a copy of <paramref name="message"/> if the reader's credit allows; false if not (yet).</summary>
-    public bool TryAccept(ReadOnlySpan<byte> message)
+    public bool TryAccept(ReadOnlySpan<byte> message) => TryAccept(message, null);
+
+    /// <summary>As <see cref="TryAccept(ReadOnlySpan{byte})"/>; <paramref name="owned"/>, if given, is the message's bytes in an array nobody else uses, queued as is.</summary>
+    private bool TryAccept(ReadOnlySpan<byte> message, byte[]? owned)
     {
         lock (_gate)
         {
@@ -74,7 +77,7 @@ internal sealed class OutgoingStream(string name, bool survive, int window)
             {
                 return false;
             }
-            _pending.Enqueue(message.ToArray());
+            _pending.Enqueue(owned ?? message.ToArray());
             _accepted++;
             return true;
         }
@@ -98,13 +101,13 @@ internal sealed class OutgoingStream(string name, bool survive, int window)
         }
     }
 
-    /// <summary>As <see cref="Accept"/>, without holding a thread.</summary>
-    public async ValueTask<bool> AcceptAsync(ReadOnlyMemory<byte> message, long deadline, Link link, CancellationToken cancellationToken)
+    /// <summary>As <see cref="Accept"/>, without holding a thread; <paramref name="owned"/> as for <see cref="TryAccept(ReadOnlySpan{byte}, byte[])"/>.</summary>
+    public async ValueTask<bool> AcceptAsync(ReadOnlyMemory<byte> message, long deadline, Link link, CancellationToken cancellationToken, byte[]? owned = null)
     {
         while (true)
         {
             Task changed = Changed.Task;
-            if (TryAccept(message.Span))
+            if (TryAccept(message.Span, owned))
             {
                 link.Wake();
                 return true;

@@ -25,6 +25,8 @@ internal static class BridgeCommands
         var connect = new Option<string?>("--connect") { Description = "Connect to the bridge listening at this endpoint (tcp://hostA:5555)." };
         var exports = new Option<string[]>("--export") { Description = "Send this local channel (NAME, or REMOTE=LOCAL); only the names listed are exported.", AllowMultipleArgumentsPerToken = false };
         var imports = new Option<string[]>("--import") { Description = "Receive this remote channel into a local one (NAME, or REMOTE=LOCAL); only the names listed are accepted." };
+        var exportServices = new Option<string[]>("--export-service") { Description = "Send this local publish-subscribe service (NAME, or REMOTE=LOCAL; it must exist): the bridge subscribes with Block, so remote subscribers hold local publishers back." };
+        var importServices = new Option<string[]>("--import-service") { Description = "Publish this remote service into a local one (NAME, or REMOTE=LOCAL; created with 64 KiB samples if absent)." };
         var serverKey = new Option<string?>("--curve-server-key") { Description = "Listening: encrypt with CURVE, with this secret key file (from keygen: PATH_secret)." };
         var serverPublic = new Option<string?>("--curve-server-public") { Description = "Connecting: encrypt with CURVE; the listener's public key file (from keygen: PATH)." };
         var clientKey = new Option<string?>("--curve-key") { Description = "Connecting with CURVE: this bridge's own secret key file (default: a new key per run)." };
@@ -35,7 +37,7 @@ internal static class BridgeCommands
         var status = new Option<string?>("--status") { Description = "The status file (default: $SHM_BRIDGE_STATUS_DIR or /tmp/shm-bridge, then PID.json)." };
         var bridge = new Command("bridge", "Carry named channels (/dev/shm/shm-channel.NAME) to and from another host over NetMQ, until SIGINT or SIGTERM.")
         {
-            listen, connect, exports, imports, serverKey, serverPublic, clientKey, heartbeat, timeout, window, lane, status,
+            listen, connect, exports, imports, exportServices, importServices, serverKey, serverPublic, clientKey, heartbeat, timeout, window, lane, status,
         };
         bridge.SetAction((parsed, cancel) => Run(new ShmBridgeOptions
         {
@@ -43,6 +45,8 @@ internal static class BridgeCommands
             Connect = parsed.GetValue(connect),
             Exports = [.. (parsed.GetValue(exports) ?? []).Select(BridgedName.Parse)],
             Imports = [.. (parsed.GetValue(imports) ?? []).Select(BridgedName.Parse)],
+            ExportServices = [.. (parsed.GetValue(exportServices) ?? []).Select(BridgedName.Parse)],
+            ImportServices = [.. (parsed.GetValue(importServices) ?? []).Select(BridgedName.Parse)],
             LaneCapacity = parsed.GetValue(lane),
             StatusPath = parsed.GetValue(status) ?? Path.Combine(StatusDirectory, $"{Environment.ProcessId}.json"),
             Transport = new RemoteTransportOptions
@@ -91,7 +95,7 @@ internal static class BridgeCommands
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.StatusPath!))!);
         await using ShmBridge bridge = ShmBridge.Start(options);
         Console.WriteLine($"shm bridge: {(options.Listen is not null ? "listening at" : "connected to")} {bridge.Endpoint}; " +
-            $"exports: {Names(options.Exports)}; imports: {Names(options.Imports)}; status: {options.StatusPath}");
+            $"exports: {Names(options.Exports)}; imports: {Names(options.Imports)}; services exported: {Names(options.ExportServices)}; imported: {Names(options.ImportServices)}; status: {options.StatusPath}");
         try
         {
             await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
@@ -122,10 +126,10 @@ internal static class BridgeCommands
             bool alive = Directory.Exists($"/proc/{status.Pid}");
             Console.WriteLine($"bridge pid {status.Pid}{(alive ? "" : " (not running: stale file)")}, {(status.Listening ? "listening at" : "connected to")} {status.Endpoint}, updated {status.UpdatedUtc:HH:mm:ss}Z");
             Console.WriteLine($"  peers: {(status.Peers.Count == 0 ? "none" : string.Join("; ", status.Peers.Select(Escaping.Escape)))}");
-            Console.WriteLine($"  {"DIRECTION",-9} {"REMOTE",-16} {"LOCAL",-16} {"MESSAGES",12} {"MSG/S",10} {"BACKLOG",8} {"LOST",6}  STATE");
+            Console.WriteLine($"  {"DIRECTION",-14} {"REMOTE",-16} {"LOCAL",-16} {"MESSAGES",12} {"MSG/S",10} {"BACKLOG",8} {"LOST",6}  STATE");
             foreach (BridgedChannelStatus channel in status.Channels)
             {
-                Console.WriteLine($"  {channel.Direction,-9} {Escaping.Escape(channel.Remote),-16} {Escaping.Escape(channel.Local),-16} {channel.Messages,12} {channel.MessagesPerSecond,10:0} {channel.Backlog,8} {channel.Lost,6}  {Escaping.Escape(channel.State)}{(channel.Peer is null ? "" : " with " + Escaping.Escape(channel.Peer))}");
+                Console.WriteLine($"  {channel.Direction,-14} {Escaping.Escape(channel.Remote),-16} {Escaping.Escape(channel.Local),-16} {channel.Messages,12} {channel.MessagesPerSecond,10:0} {channel.Backlog,8} {channel.Lost,6}  {Escaping.Escape(channel.State)}{(channel.Peer is null ? "" : " with " + Escaping.Escape(channel.Peer))}");
             }
             foreach (string line in status.Recent)
             {

@@ -12,6 +12,7 @@ namespace Shm.NetMQ;
 /// </summary>
 internal sealed class ExportPump(BridgedName name, NamedChannel local, Link link) : Pump(name, local, link)
 {
+    private readonly NamedChannel _channel = local;
     private readonly OutgoingStream _stream = link.AddOutgoing(name.Remote, survive: true);
 
     public override string Direction => "export";
@@ -28,7 +29,7 @@ internal sealed class ExportPump(BridgedName name, NamedChannel local, Link link
 
     protected override async Task Run(CancellationToken stop)
     {
-        using SharedChannelReader reader = Local.Channel.OpenReader();
+        using SharedChannelReader reader = _channel.Channel.OpenReader();
         while (true)
         {
             byte[] copy;
@@ -53,7 +54,7 @@ internal sealed class ExportPump(BridgedName name, NamedChannel local, Link link
                 Link.Wake();
                 return;
             }
-            await _stream.AcceptAsync(copy, long.MaxValue, Link, stop).ConfigureAwait(false);
+            await _stream.AcceptAsync(copy, long.MaxValue, Link, stop, owned: copy).ConfigureAwait(false); // ours alone: queued without a second copy
         }
     }
 }

@@ -11,6 +11,7 @@ namespace Shm.NetMQ;
 /// </summary>
 internal sealed class ImportPump(BridgedName name, NamedChannel local, Link link) : Pump(name, local, link)
 {
+    private readonly NamedChannel _channel = local;
     private readonly IncomingStream _stream = link.AddIncoming(name.Remote, survive: true);
 
     public override string Direction => "import";
@@ -27,7 +28,7 @@ internal sealed class ImportPump(BridgedName name, NamedChannel local, Link link
 
     protected override async Task Run(CancellationToken stop)
     {
-        using SharedChannelWriter writer = Local.Channel.OpenWriter();
+        using SharedChannelWriter writer = _channel.Channel.OpenWriter();
         while (true)
         {
             if (!_stream.TryTake(out byte[] message, out bool ended))

@@ -86,7 +86,7 @@ public sealed class NamedChannel : IDisposable
                 {
                     throw new TimeoutException($"/dev/shm/{segment} exists but holds no channel after {SetUpBound.TotalSeconds} s: {settingUp.Message}", settingUp);
                 }
-                System.Threading.Thread.Yield();
+                System.Threading.Thread.Sleep(1); // its creator is between shm_open and the channel's header: a moment
             }
             catch
             {

@@ -9,14 +9,15 @@ namespace Shm.NetMQ;
 /// One channel a bridge carries, moved by one task between the local channel and the link's stream.
 /// The task never lets an exception escape: what ends it is kept in <see cref="Failure"/> and reported.
 /// </summary>
-internal abstract class Pump(BridgedName name, NamedChannel local, Link link)
+internal abstract class Pump(BridgedName name, IDisposable local, Link link)
 {
     private long _lastMessages;
     private long _lastTimestamp = Stopwatch.GetTimestamp();
 
     public BridgedName Name { get; } = name;
 
-    public NamedChannel Local { get; } = local;
+    /// <summary>The local channel or service (and its reader, writer, subscriber or publisher): disposed with the bridge.</summary>
+    public IDisposable Local { get; } = local;
 
     protected Link Link { get; } = link;
 

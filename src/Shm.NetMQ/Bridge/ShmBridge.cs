@@ -50,6 +50,14 @@ public sealed class ShmBridge : IAsyncDisposable
             {
                 _pumps.Add(new ImportPump(name, NamedChannel.CreateOrOpen(name.Local, options.LaneCapacity, options.Writers), _link));
             }
+            foreach (BridgedName name in options.ExportServices)
+            {
+                _pumps.Add(ServiceExportPump.Start(name, _link));
+            }
+            foreach (BridgedName name in options.ImportServices)
+            {
+                _pumps.Add(ServiceImportPump.Start(name, _link, options.ServiceConfig));
+            }
         }
         catch
         {

@@ -21,6 +21,19 @@ public sealed record ShmBridgeOptions
     /// <summary>Remote channels written into local ones: the allow-list of what is accepted from the other side.</summary>
     public IReadOnlyList<BridgedName> Imports { get; init; } = [];
 
+    /// <summary>
+    /// Local publish-subscribe services sent to the other side (they must exist when the bridge
+    /// starts): the bridge subscribes with Block, so the remote subscribers' pace holds local
+    /// publishers back through the credits. Samples published before the bridge subscribed are not sent.
+    /// </summary>
+    public IReadOnlyList<BridgedName> ExportServices { get; init; } = [];
+
+    /// <summary>Remote services published into local ones (created with <see cref="ServiceConfig"/> if absent), for any number of local subscribers.</summary>
+    public IReadOnlyList<BridgedName> ImportServices { get; init; } = [];
+
+    /// <summary>The configuration of an imported service the bridge creates (default: the services' defaults with 64 KiB samples).</summary>
+    public Shm.Interop.PublishSubscribeConfig ServiceConfig { get; init; } = new() { MaxPayload = 64 * 1024 };
+
     /// <summary>Heartbeats, credit window, CURVE keys (and the log).</summary>
     public RemoteTransportOptions Transport { get; init; } = new();
 
@@ -39,7 +52,7 @@ public sealed record ShmBridgeOptions
         {
             throw new ArgumentException("A bridge either listens or connects: set exactly one of Listen and Connect.");
         }
-        if (Exports.Count + Imports.Count == 0)
+        if (Exports.Count + Imports.Count + ExportServices.Count + ImportServices.Count == 0)
         {
             throw new ArgumentException("A bridge with nothing to export or import has nothing to do.");
         }
