@@ -61,6 +61,10 @@ internal sealed class Signal
             return long.MaxValue;
         }
         ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero, argument);
+        if (timeout.TotalMilliseconds >= int.MaxValue)
+        {
+            return long.MaxValue; // 24 days or more: as good as for ever, and Task.Wait takes no more
+        }
         return Environment.TickCount64 + (long)Math.Ceiling(timeout.TotalMilliseconds);
     }
 }
