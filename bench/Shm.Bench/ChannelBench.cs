@@ -244,23 +244,23 @@ internal static class ChannelBench
     public static double NetMq(int size, long messages)
     {
         string address = $"ipc://shm-bench-{Environment.ProcessId}";
-        using var pull = new NetMQ.Sockets.PullSocket();
+        using var pull = new global::NetMQ.Sockets.PullSocket();
         pull.Bind(address);
-        using var push = new NetMQ.Sockets.PushSocket();
+        using var push = new global::NetMQ.Sockets.PushSocket();
         push.Connect(address);
         var sender = new Thread(() =>
         {
             byte[] message = new byte[size];
             for (long i = 0; i < messages; i++)
             {
-                NetMQ.OutgoingSocketExtensions.SendFrame(push, message);
+                global::NetMQ.OutgoingSocketExtensions.SendFrame(push, message);
             }
         });
         long start = Stopwatch.GetTimestamp();
         sender.Start();
         for (long i = 0; i < messages; i++)
         {
-            NetMQ.ReceivingSocketExtensions.ReceiveFrameBytes(pull);
+            global::NetMQ.ReceivingSocketExtensions.ReceiveFrameBytes(pull);
         }
         double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
         sender.Join();

@@ -182,13 +182,31 @@ public static class Program
                 Compare("channel-bytes-vs-memcpy/1MiB", "bytes/s, 1 MiB messages (read in place): Shm channel vs memcpy into a ring (C)", one * size, memcpy, ">=", 0.8, "B/s");
             }
         }
-        NetMQ.NetMQConfig.Cleanup(block: false); // its I/O threads would otherwise stand beside every later fork
+        Bridge(sizes);
+        global::NetMQ.NetMQConfig.Cleanup(block: false); // its I/O threads would otherwise stand beside every later fork
         if (c is not null)
         {
             double parked = ChannelBench.ParkedWake(sizes.Parked);
             double native = c.Measure("wake", sizes.Parked);
             Compare("channel-parked-wake-vs-c", "wake-up of a reader that had parked, write to read (median): Shm channel vs C on a futex", parked, native, "<=", 1.3, "ns");
         }
+    }
+
+    /// <summary>Channels across hosts: two bridges on tcp loopback against raw NetMQ over the same loopback, and the local channel as the reference for what the network costs.</summary>
+    private static void Bridge(Sizes sizes)
+    {
+        const int size = 64;
+        long messages = sizes.Messages / 4;
+        int trips = sizes.RoundTrips / 4;
+        double bridged = MedianOf(Enumerable.Range(0, sizes.Runs).Select(_ => BridgeBench.Throughput(size, messages)));
+        double netmq = MedianOf(Enumerable.Range(0, sizes.Runs).Select(_ => BridgeBench.NetMqPushPull(size, messages)));
+        double local = ChannelBench.Throughput(size, messages, 1);
+        Compare("bridge-msgs-vs-netmq/64", "messages/s, 64 B, through two shm bridges on tcp loopback vs NetMQ push/pull on tcp loopback", bridged, netmq, ">=", 0.8, "msg/s");
+        Table.Add($"| ... 64 B: the local channel, reference | {local / 1e6:0.00} M msg/s | bridged {bridged / 1e6:0.00} M msg/s | {local / bridged:0.0}x | |");
+        double[] bridgedTrips = BridgeBench.RoundTrips(size, trips), netmqTrips = BridgeBench.NetMqReqRep(size, trips), localTrips = ChannelBench.RoundTrips(size, trips);
+        double bridgedRtt = bridgedTrips[trips / 2], netmqRtt = netmqTrips[trips / 2], localRtt = localTrips[trips / 2];
+        Compare("bridge-rtt-vs-netmq/64", "round trip p50, 64 B, through two shm bridges (a channel each way) vs NetMQ req/rep on tcp loopback", bridgedRtt, netmqRtt, "<=", 1.3, "ns");
+        Table.Add($"| ... 64 B round trip: the local channel, reference | {Format(localRtt, "ns")} | bridged {Format(bridgedRtt, "ns")} | {bridgedRtt / localRtt:0}x | |");
     }
 
     private static void PubSub(Sizes sizes, NativeBaseline? c)

@@ -60,6 +60,7 @@ public static class Program
         // (shm -h), since after ls it means human sizes, as in ls -h.
         var root = new Command("shm", "See and clean POSIX shared memory segments (/dev/shm), and use Shm's services.") { list, stat, remove };
         ServiceCommands.Add(root);
+        BridgeCommands.Add(root);
         root.Options.Add(new HelpOption("--help") { Action = new HelpWithStates(States) });
         root.Options.Add(new HelpOption("-h") { Recursive = false, Hidden = true, Action = new HelpWithStates(States) }); // shm -h, as git -h
         root.Options.Add(new VersionOption());

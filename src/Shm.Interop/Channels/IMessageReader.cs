@@ -4,8 +4,8 @@ using System.Threading.Tasks;
 
 namespace Shm.Interop;
 
-/// <summary>Reads whole byte messages from a transport (see <see cref="IMessageWriter"/>, internal for the same reason).</summary>
-internal interface IMessageReader : IDisposable
+/// <summary>Reads whole byte messages from a transport: a <see cref="SharedChannel"/> here, or another one (see <see cref="IMessageWriter"/>).</summary>
+public interface IMessageReader : IDisposable
 {
     /// <summary>Takes the next message if one is there; false if none is (or the stream ended).</summary>
     /// <param name="message">The message; dispose it to release it.</param>

@@ -6,11 +6,10 @@ namespace Shm.Interop;
 
 /// <summary>
 /// Writes whole byte messages to a transport: today a <see cref="SharedChannel"/> lane in shared
-/// memory; code written against this interface runs unchanged over another transport (a messaging
-/// engine between hosts, such as NetMQ) that implements it. Internal until that second transport
-/// ships with it: an interface with one implementation is a promise nothing tests yet.
+/// memory; code written against this interface runs unchanged over another transport that
+/// implements it, such as the NetMQ one between hosts in the Shm.NetMQ package.
 /// </summary>
-internal interface IMessageWriter : IDisposable
+public interface IMessageWriter : IDisposable
 {
     /// <summary>The longest message this writer accepts.</summary>
     int MaxMessageLength { get; }

@@ -31,10 +31,11 @@ public readonly unsafe struct ReceivedMessage : IDisposable
     }
 
     /// <summary>
-    /// A message another transport delivered in memory it owns. Internal until such a transport ships
-    /// (a NetMQ one is planned: it would wrap each received frame so).
+    /// A message another transport delivered in memory it owns (the NetMQ transport wraps each
+    /// received frame so); disposing it does nothing.
     /// </summary>
-    internal ReceivedMessage(ReadOnlyMemory<byte> memory)
+    /// <param name="memory">The message's bytes, kept (not copied).</param>
+    public ReceivedMessage(ReadOnlyMemory<byte> memory)
     {
         _reader = null;
         _bytes = null;
