@@ -1931,7 +1931,7 @@ struct shm_sample {
 static inline int shm_svc_sub_corrupt_(struct shm_subscriber *sub) { sub->corrupt = 1; return -EBADMSG; }
 
 /* Pops the oldest entry of publisher p's queue and checks it and its record: 1 popped, 0 empty, or -EBADMSG. */
-static inline int shm_svc_pop_(struct shm_subscriber *sub, uint32_t p, char **record_out, uint64_t *sequence_out, uint32_t *generation_out)
+static inline int shm_svc_pop_(struct shm_subscriber *sub, uint32_t p, char **record_out, uint32_t *length_out, uint64_t *sequence_out, uint32_t *generation_out)
 {
     struct shm_service *s = sub->service;
     char *queue = shm_svc_queue_(s, p, sub->index);
@@ -1967,6 +1967,7 @@ static inline int shm_svc_pop_(struct shm_subscriber *sub, uint32_t p, char **re
         if ((uint32_t)sequence != (uint32_t)names || stored != length || flags != 0 || check != shm_svc_check(offset, length, sequence, generation, 0)
             || !shm_svc_mask_ok_(s, mask) || !(mask & sub->bit)) return shm_svc_sub_corrupt_(sub);
         *record_out = record;
+        *length_out = length; /* the checked copy: the header's length is never read again (a peer may rewrite it) */
         *sequence_out = sequence;
         *generation_out = generation;
         return 1;
@@ -2049,8 +2050,8 @@ static inline int shm_subscriber_receive(struct shm_subscriber *sub, int64_t tim
             uint32_t p = (sub->next + k) % s->max_publishers;
             char *record;
             uint64_t sequence;
-            uint32_t generation;
-            int popped = shm_svc_pop_(sub, p, &record, &sequence, &generation);
+            uint32_t length, generation;
+            int popped = shm_svc_pop_(sub, p, &record, &length, &sequence, &generation);
             if (popped < 0) return popped;
             if (!popped) continue;
             uint64_t previous;
@@ -2066,7 +2067,7 @@ static inline int shm_subscriber_receive(struct shm_subscriber *sub, int64_t tim
             sub->last_sequences[p] = sequence;
             sub->next = (p + 1) % s->max_publishers;
             sample->data = record + SHM_SVC_RECORD_HEADER;
-            sample->length = *SHM_SVC_WORD(record, SHM_SVC_LENGTH, uint32_t);
+            sample->length = length;
             sample->publisher = p;
             sample->sequence = sequence;
             sample->missed = sequence - previous - 1;
@@ -2104,9 +2105,9 @@ static inline void shm_subscriber_detach(struct shm_subscriber *sub)
     if (!sub->slot) return;
     char *record;
     uint64_t sequence;
-    uint32_t generation;
+    uint32_t length, generation;
     for (uint32_t p = 0; p < s->max_publishers && !sub->corrupt; p++) {
-        while (shm_svc_pop_(sub, p, &record, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
+        while (shm_svc_pop_(sub, p, &record, &length, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
     }
     uint64_t expected = sub->owner, leaving = shm_svc_with_state_(sub->owner, SHM_SVC_LEAVING);
     if (__atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, leaving, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
@@ -2125,7 +2126,7 @@ static inline void shm_subscriber_detach(struct shm_subscriber *sub)
                 nanosleep(&millisecond, NULL);
             }
             if (!waited) continue; /* that publisher cleans this slot when it next looks */
-            while (shm_svc_pop_(sub, p, &record, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
+            while (shm_svc_pop_(sub, p, &record, &length, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
             if (!sub->corrupt && __atomic_load_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, uint64_t), __ATOMIC_SEQ_CST) == owner) {
                 __atomic_store_n(SHM_SVC_WORD(shm_svc_queue_(s, p, sub->index), SHM_SVC_CLEANED, uint32_t), sub->generation, __ATOMIC_RELEASE);
             }
