@@ -443,8 +443,12 @@ public sealed unsafe partial class Subscriber : IDisposable
                 }
                 long last = first == 0 ? published : Math.Min(published, first - 1);
                 byte* ring = _service.HistoryRing(p);
-                for (long sequence = Math.Max(1, published - depth + 1); sequence <= last; sequence++)
+                // Counted, not compared with `last`: a peer's `published` of long.MaxValue would make the sequence wrap and the walk never end.
+                long oldest = Math.Max(1, published - depth + 1);
+                long count = Math.Max(0, last - oldest + 1); // at most depth: both are 0 or more, and oldest is within depth of published
+                for (long i = 0; i < count; i++)
                 {
+                    long sequence = oldest + i;
                     byte* entry = ring + ((sequence - 1) % depth * ServiceLayout.DescriptorBytes);
                     long before = Volatile.Read(ref *(long*)(entry + 8));
                     ulong descriptor = Volatile.Read(ref *(ulong*)entry);
