@@ -1386,6 +1386,13 @@ static inline int shm_svc_owner_(const char *slot, uint64_t *word)
     return shm_svc_valid_owner_(*word);
 }
 
+/* Takes a participant slot that is free, or whose owner died attaching (it referenced nothing yet, and nothing was delivered to it): 1 if taken. */
+static inline int shm_svc_take_slot_(char *slot, uint64_t seen, uint64_t attaching)
+{
+    if (seen != 0 && (shm_svc_state_of_(seen) != SHM_SVC_ATTACHING || shm_svc_alive_(seen))) return 0;
+    return __atomic_compare_exchange_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, uint64_t), &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 /* True if a live process holds a handle or an attaching or attached participant slot. */
 static inline int shm_svc_anyone_live_(const struct shm_service *s)
 {
@@ -1753,7 +1760,7 @@ static inline int shm_publisher_attach(struct shm_publisher *p, struct shm_servi
     for (uint32_t i = 0; i < s->max_publishers && index == UINT32_MAX; i++) {
         uint64_t seen;
         if (!shm_svc_owner_(shm_svc_publisher_slot_(s, i), &seen)) return shm_svc_corrupt_(p);
-        if (seen == 0 && __atomic_compare_exchange_n(SHM_SVC_WORD(shm_svc_publisher_slot_(s, i), SHM_SVC_OWNER, uint64_t), &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) index = i;
+        if (shm_svc_take_slot_(shm_svc_publisher_slot_(s, i), seen, attaching)) index = i;
     }
     if (index == UINT32_MAX) return -EBUSY;
     p->index = index;
@@ -1997,7 +2004,7 @@ static inline int shm_subscriber_attach(struct shm_subscriber *sub, struct shm_s
     for (uint32_t i = 0; i < s->max_subscribers && index == UINT32_MAX; i++) {
         uint64_t seen;
         if (!shm_svc_owner_(shm_svc_subscriber_slot_(s, i), &seen)) return shm_svc_sub_corrupt_(sub);
-        if (seen == 0 && __atomic_compare_exchange_n(SHM_SVC_WORD(shm_svc_subscriber_slot_(s, i), SHM_SVC_OWNER, uint64_t), &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) index = i;
+        if (shm_svc_take_slot_(shm_svc_subscriber_slot_(s, i), seen, attaching)) index = i;
     }
     if (index == UINT32_MAX) return -EBUSY;
     sub->index = index;

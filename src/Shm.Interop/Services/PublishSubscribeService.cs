@@ -267,6 +267,15 @@ public sealed unsafe class PublishSubscribeService : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Takes a slot whose owner died attaching, for <paramref name="attaching"/>; true if this call took it.
+    /// Before it says attached a participant references nothing and is delivered nothing, so its slot is
+    /// as good as free; without this, one killed in that window would hold its slot for ever.
+    /// </summary>
+    internal static bool TakeIfDiedAttaching(byte* slot, ulong owner, ulong attaching) =>
+        OwnerWord.StateOf(owner) == OwnerWord.Attaching && !ServiceInterop.IsAlive(OwnerWord.PidOf(owner), OwnerWord.StartOf(owner))
+        && Interlocked.CompareExchange(ref *(ulong*)slot, attaching, owner) == owner;
+
     /// <summary>True if every publisher slot is free, attaching, or has cleaned subscriber <paramref name="s"/>'s generation <paramref name="generation"/>.</summary>
     internal bool IsCleanedEverywhere(int s, uint generation)
     {

@@ -739,7 +739,8 @@ public sealed unsafe partial class Publisher : IDisposable
         for (int p = 0; p < _layout.MaxPublishers; p++)
         {
             byte* slot = _service.PublisherSlot(p);
-            if (_service.ReadOwner(slot, "publisher", p) == 0 && Interlocked.CompareExchange(ref *(ulong*)slot, attaching, 0) == 0)
+            ulong owner = _service.ReadOwner(slot, "publisher", p);
+            if ((owner == 0 && Interlocked.CompareExchange(ref *(ulong*)slot, attaching, 0) == 0) || PublishSubscribeService.TakeIfDiedAttaching(slot, owner, attaching))
             {
                 return p;
             }

@@ -665,6 +665,10 @@ public sealed unsafe partial class Subscriber : IDisposable
                 }
                 continue;
             }
+            if (PublishSubscribeService.TakeIfDiedAttaching(slot, owner, attaching))
+            {
+                return s;
+            }
             if (OwnerWord.StateOf(owner) is OwnerWord.Attached or OwnerWord.Leaving && _service.MarkDeadIfGone(slot, owner, OwnerWord.StateOf(owner)))
             {
                 owner = OwnerWord.WithState(owner, OwnerWord.Dead);
