@@ -205,7 +205,7 @@ public sealed unsafe partial class Publisher : IDisposable
         try
         {
             ulong departed = OwnerWord.WithState(_owner, OwnerWord.Departed);
-            if (Interlocked.CompareExchange(ref *(ulong*)_slot, departed, _owner) == _owner)
+            if (OwnerWord.IsThisProcess(_owner) && Interlocked.CompareExchange(ref *(ulong*)_slot, departed, _owner) == _owner) // a forked child's copy: the slot is its parent's
             {
                 _service.Segment.BumpMembership();
                 Interlocked.MemoryBarrier(); // the owner changed before pins are read: a subscriber pinning later sees it and takes nothing

@@ -257,6 +257,9 @@ internal static class OwnerWord
     /// <summary>True if a process following the protocol could have written <paramref name="word"/>: free is exactly 0, any other state names a pid.</summary>
     public static bool IsValid(ulong word) => word == 0 || (StateOf(word) is >= Attaching and <= Leaving && PidOf(word) is > 0 and < ServiceInterop.PidMaxLimit);
 
+    /// <summary>True if <paramref name="word"/> names this process: false in a forked child for its parent's slots, which its copies must leave alone.</summary>
+    public static bool IsThisProcess(ulong word) => PidOf(word) == ServiceInterop.Self().Pid;
+
     /// <summary>True for a slot that is draining: its owner died or left, and its references are being cleared.</summary>
     public static bool IsDraining(ulong word) => StateOf(word) is Dead or Departed;
 

@@ -267,7 +267,7 @@ public sealed unsafe partial class Subscriber : IDisposable
         _disposed = true;
         try
         {
-            if (Volatile.Read(ref *(ulong*)_slot) == _owner)
+            if (OwnerWord.IsThisProcess(_owner) && Volatile.Read(ref *(ulong*)_slot) == _owner) // a forked child's copy: the slot, its samples and queue are its parent's
             {
                 Leave();
             }
