@@ -1869,6 +1869,8 @@ static inline int shm_publisher_publish(struct shm_publisher *p, uint32_t length
         *SHM_SVC_WORD(record, SHM_SVC_TIMESTAMP, int64_t) = shm_svc_now_ns_();
         *SHM_SVC_WORD(record, SHM_SVC_CHECK, uint32_t) = shm_svc_check(offset, length, sequence, p->generation, 0);
         __atomic_store_n(SHM_SVC_WORD(record, SHM_SVC_MASK, uint64_t), mask, __ATOMIC_RELEASE);
+        /* the pool's head before any descriptor: a walker after this process died here sees the record queues may name */
+        __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_POOL_HEAD, uint64_t), p->pool_head, __ATOMIC_RELEASE);
         uint64_t descriptor = (uint32_t)offset | ((uint64_t)length << 32);
         for (uint32_t k = 0; k < p->attached_count; k++) {
             struct shm_svc_target_ *t = &p->targets[p->attached[k]];
@@ -1887,7 +1889,6 @@ static inline int shm_publisher_publish(struct shm_publisher *p, uint32_t length
         }
         p->published = sequence;
         __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_PUBLISHED, uint64_t), sequence, __ATOMIC_RELEASE);
-        __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_POOL_HEAD, uint64_t), p->pool_head, __ATOMIC_RELEASE);
         p->loan_position = -1;
     }
     __atomic_store_n(publishing, started + 1, __ATOMIC_SEQ_CST); /* and the heads before the sleep flags */
