@@ -1386,6 +1386,13 @@ static inline int shm_svc_owner_(const char *slot, uint64_t *word)
     return shm_svc_valid_owner_(*word);
 }
 
+/* Takes a participant slot that is free, or whose owner died attaching (it referenced nothing yet, and nothing was delivered to it): 1 if taken. */
+static inline int shm_svc_take_slot_(char *slot, uint64_t seen, uint64_t attaching)
+{
+    if (seen != 0 && (shm_svc_state_of_(seen) != SHM_SVC_ATTACHING || shm_svc_alive_(seen))) return 0;
+    return __atomic_compare_exchange_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, uint64_t), &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 /* True if a live process holds a handle or an attaching or attached participant slot. */
 static inline int shm_svc_anyone_live_(const struct shm_service *s)
 {
@@ -1753,7 +1760,7 @@ static inline int shm_publisher_attach(struct shm_publisher *p, struct shm_servi
     for (uint32_t i = 0; i < s->max_publishers && index == UINT32_MAX; i++) {
         uint64_t seen;
         if (!shm_svc_owner_(shm_svc_publisher_slot_(s, i), &seen)) return shm_svc_corrupt_(p);
-        if (seen == 0 && __atomic_compare_exchange_n(SHM_SVC_WORD(shm_svc_publisher_slot_(s, i), SHM_SVC_OWNER, uint64_t), &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) index = i;
+        if (shm_svc_take_slot_(shm_svc_publisher_slot_(s, i), seen, attaching)) index = i;
     }
     if (index == UINT32_MAX) return -EBUSY;
     p->index = index;
@@ -1862,6 +1869,8 @@ static inline int shm_publisher_publish(struct shm_publisher *p, uint32_t length
         *SHM_SVC_WORD(record, SHM_SVC_TIMESTAMP, int64_t) = shm_svc_now_ns_();
         *SHM_SVC_WORD(record, SHM_SVC_CHECK, uint32_t) = shm_svc_check(offset, length, sequence, p->generation, 0);
         __atomic_store_n(SHM_SVC_WORD(record, SHM_SVC_MASK, uint64_t), mask, __ATOMIC_RELEASE);
+        /* the pool's head before any descriptor: a walker after this process died here sees the record queues may name */
+        __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_POOL_HEAD, uint64_t), p->pool_head, __ATOMIC_RELEASE);
         uint64_t descriptor = (uint32_t)offset | ((uint64_t)length << 32);
         for (uint32_t k = 0; k < p->attached_count; k++) {
             struct shm_svc_target_ *t = &p->targets[p->attached[k]];
@@ -1880,7 +1889,6 @@ static inline int shm_publisher_publish(struct shm_publisher *p, uint32_t length
         }
         p->published = sequence;
         __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_PUBLISHED, uint64_t), sequence, __ATOMIC_RELEASE);
-        __atomic_store_n(SHM_SVC_WORD(p->slot, SHM_SVC_POOL_HEAD, uint64_t), p->pool_head, __ATOMIC_RELEASE);
         p->loan_position = -1;
     }
     __atomic_store_n(publishing, started + 1, __ATOMIC_SEQ_CST); /* and the heads before the sleep flags */
@@ -1931,7 +1939,7 @@ struct shm_sample {
 static inline int shm_svc_sub_corrupt_(struct shm_subscriber *sub) { sub->corrupt = 1; return -EBADMSG; }
 
 /* Pops the oldest entry of publisher p's queue and checks it and its record: 1 popped, 0 empty, or -EBADMSG. */
-static inline int shm_svc_pop_(struct shm_subscriber *sub, uint32_t p, char **record_out, uint64_t *sequence_out, uint32_t *generation_out)
+static inline int shm_svc_pop_(struct shm_subscriber *sub, uint32_t p, char **record_out, uint32_t *length_out, uint64_t *sequence_out, uint32_t *generation_out)
 {
     struct shm_service *s = sub->service;
     char *queue = shm_svc_queue_(s, p, sub->index);
@@ -1967,6 +1975,7 @@ static inline int shm_svc_pop_(struct shm_subscriber *sub, uint32_t p, char **re
         if ((uint32_t)sequence != (uint32_t)names || stored != length || flags != 0 || check != shm_svc_check(offset, length, sequence, generation, 0)
             || !shm_svc_mask_ok_(s, mask) || !(mask & sub->bit)) return shm_svc_sub_corrupt_(sub);
         *record_out = record;
+        *length_out = length; /* the checked copy: the header's length is never read again (a peer may rewrite it) */
         *sequence_out = sequence;
         *generation_out = generation;
         return 1;
@@ -1996,7 +2005,7 @@ static inline int shm_subscriber_attach(struct shm_subscriber *sub, struct shm_s
     for (uint32_t i = 0; i < s->max_subscribers && index == UINT32_MAX; i++) {
         uint64_t seen;
         if (!shm_svc_owner_(shm_svc_subscriber_slot_(s, i), &seen)) return shm_svc_sub_corrupt_(sub);
-        if (seen == 0 && __atomic_compare_exchange_n(SHM_SVC_WORD(shm_svc_subscriber_slot_(s, i), SHM_SVC_OWNER, uint64_t), &seen, attaching, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) index = i;
+        if (shm_svc_take_slot_(shm_svc_subscriber_slot_(s, i), seen, attaching)) index = i;
     }
     if (index == UINT32_MAX) return -EBUSY;
     sub->index = index;
@@ -2049,8 +2058,8 @@ static inline int shm_subscriber_receive(struct shm_subscriber *sub, int64_t tim
             uint32_t p = (sub->next + k) % s->max_publishers;
             char *record;
             uint64_t sequence;
-            uint32_t generation;
-            int popped = shm_svc_pop_(sub, p, &record, &sequence, &generation);
+            uint32_t length, generation;
+            int popped = shm_svc_pop_(sub, p, &record, &length, &sequence, &generation);
             if (popped < 0) return popped;
             if (!popped) continue;
             uint64_t previous;
@@ -2066,7 +2075,7 @@ static inline int shm_subscriber_receive(struct shm_subscriber *sub, int64_t tim
             sub->last_sequences[p] = sequence;
             sub->next = (p + 1) % s->max_publishers;
             sample->data = record + SHM_SVC_RECORD_HEADER;
-            sample->length = *SHM_SVC_WORD(record, SHM_SVC_LENGTH, uint32_t);
+            sample->length = length;
             sample->publisher = p;
             sample->sequence = sequence;
             sample->missed = sequence - previous - 1;
@@ -2104,9 +2113,9 @@ static inline void shm_subscriber_detach(struct shm_subscriber *sub)
     if (!sub->slot) return;
     char *record;
     uint64_t sequence;
-    uint32_t generation;
+    uint32_t length, generation;
     for (uint32_t p = 0; p < s->max_publishers && !sub->corrupt; p++) {
-        while (shm_svc_pop_(sub, p, &record, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
+        while (shm_svc_pop_(sub, p, &record, &length, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
     }
     uint64_t expected = sub->owner, leaving = shm_svc_with_state_(sub->owner, SHM_SVC_LEAVING);
     if (__atomic_compare_exchange_n(SHM_SVC_WORD(sub->slot, SHM_SVC_OWNER, uint64_t), &expected, leaving, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
@@ -2125,7 +2134,7 @@ static inline void shm_subscriber_detach(struct shm_subscriber *sub)
                 nanosleep(&millisecond, NULL);
             }
             if (!waited) continue; /* that publisher cleans this slot when it next looks */
-            while (shm_svc_pop_(sub, p, &record, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
+            while (shm_svc_pop_(sub, p, &record, &length, &sequence, &generation) == 1 && shm_svc_unreference_(sub, p, record) == 0) {}
             if (!sub->corrupt && __atomic_load_n(SHM_SVC_WORD(slot, SHM_SVC_OWNER, uint64_t), __ATOMIC_SEQ_CST) == owner) {
                 __atomic_store_n(SHM_SVC_WORD(shm_svc_queue_(s, p, sub->index), SHM_SVC_CLEANED, uint32_t), sub->generation, __ATOMIC_RELEASE);
             }

@@ -88,7 +88,7 @@ public sealed unsafe class BlackboardWriter : IDisposable
         {
             return;
         }
-        if (ServiceInterop.Self().Pid == OwnerWord.PidOf(_owner))
+        if (OwnerWord.IsThisProcess(_owner))
         {
             Interlocked.CompareExchange(ref *_service.WriterSlot, 0, _owner); // not a forked child's copy: the slot is its parent's
         }

@@ -41,6 +41,12 @@ internal sealed unsafe class PoolWalk
     /// <summary>Bytes between the pool's tail and head: records not yet reclaimed.</summary>
     public long Allocated => Problem is null ? _head - _tail : 0;
 
+    /// <summary>The last sample record walked so far (not padding), or null.</summary>
+    public byte* Newest { get; private set; }
+
+    /// <summary>The sequence of <see cref="Newest"/>, as its checked header says.</summary>
+    public long NewestSequence { get; private set; }
+
     /// <summary>The first impossible value met: structure, offset from the segment's start, value, expectation.</summary>
     public (string Structure, long Offset, long Value, string Expected)? Problem { get; private set; }
 
@@ -71,6 +77,11 @@ internal sealed unsafe class PoolWalk
         }
         record = at;
         _position += size;
+        if (!padding)
+        {
+            Newest = at;
+            NewestSequence = sequence;
+        }
         return true;
     }
 

@@ -268,6 +268,49 @@ public sealed unsafe class PublishSubscribeService : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// A publisher that died publishing its newest sample (one past its published count: its pool's head
+    /// says it, the count does not yet) may have pushed that sample to some queues and not to others. An
+    /// attached subscriber whose queue never got it would hold its bit, and the pool, for ever: the bit is
+    /// cleared where the queue's last entry does not name the sample (the dead publisher moves no head).
+    /// </summary>
+    private void ClearUndelivered(int p, byte* slot, ulong gone)
+    {
+        var walk = new PoolWalk(Base, Layout, p);
+        while (walk.Next(out _, out _, out _))
+        {
+        }
+        long published = Volatile.Read(ref *(long*)(slot + ServiceLayout.Published));
+        byte* record = walk.Newest;
+        if (walk.Problem is not null || record is null || walk.NewestSequence != published + 1)
+        {
+            return; // a problem is reported by the walk that clears the bits; otherwise every queue got the newest sample
+        }
+        uint offset = (uint)(record - Pool(p));
+        ulong mask = CheckMask(Volatile.Read(ref *(ulong*)(record + ServiceLayout.Mask)), record, p) & ~gone;
+        for (ulong bits = mask; bits != 0; bits &= bits - 1)
+        {
+            int s = System.Numerics.BitOperations.TrailingZeroCount(bits);
+            byte* queue = Queue(p, s);
+            long head = Volatile.Read(ref *(long*)(queue + ServiceLayout.Head));
+            byte* entry = queue + ServiceLayout.QueueHeaderBytes + ((head - 1) & (Layout.QueueCapacity - 1)) * ServiceLayout.DescriptorBytes;
+            bool pushed = head > 0 && (uint)Volatile.Read(ref *(ulong*)entry) == offset && (uint)Volatile.Read(ref *(ulong*)(entry + 8)) == (uint)walk.NewestSequence;
+            if (!pushed)
+            {
+                Interlocked.And(ref *(ulong*)(record + ServiceLayout.Mask), ~(1UL << s));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes a slot whose owner died attaching, for <paramref name="attaching"/>; true if this call took it.
+    /// Before it says attached a participant references nothing and is delivered nothing, so its slot is
+    /// as good as free; without this, one killed in that window would hold its slot for ever.
+    /// </summary>
+    internal static bool TakeIfDiedAttaching(byte* slot, ulong owner, ulong attaching) =>
+        OwnerWord.StateOf(owner) == OwnerWord.Attaching && !ServiceInterop.IsAlive(OwnerWord.PidOf(owner), OwnerWord.StartOf(owner))
+        && Interlocked.CompareExchange(ref *(ulong*)slot, attaching, owner) == owner;
+
     /// <summary>True if every publisher slot is free, attaching, or has cleaned subscriber <paramref name="s"/>'s generation <paramref name="generation"/>.</summary>
     internal bool IsCleanedEverywhere(int s, uint generation)
     {
@@ -325,6 +368,10 @@ public sealed unsafe class PublishSubscribeService : IDisposable
                 if (!OwnerWord.IsDraining(owner))
                 {
                     continue;
+                }
+                if (OwnerWord.StateOf(owner) == OwnerWord.Dead)
+                {
+                    ClearUndelivered(p, slot, gone);
                 }
                 bool referenced = new PoolWalk(Base, Layout, p).ClearBits(gone, Segment);
                 ulong pins = Interlocked.And(ref *(ulong*)(slot + ServiceLayout.HistoryPins), ~gone) & ~gone;

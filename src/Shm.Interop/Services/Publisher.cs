@@ -205,7 +205,7 @@ public sealed unsafe partial class Publisher : IDisposable
         try
         {
             ulong departed = OwnerWord.WithState(_owner, OwnerWord.Departed);
-            if (Interlocked.CompareExchange(ref *(ulong*)_slot, departed, _owner) == _owner)
+            if (OwnerWord.IsThisProcess(_owner) && Interlocked.CompareExchange(ref *(ulong*)_slot, departed, _owner) == _owner) // a forked child's copy: the slot is its parent's
             {
                 _service.Segment.BumpMembership();
                 Interlocked.MemoryBarrier(); // the owner changed before pins are read: a subscriber pinning later sees it and takes nothing
@@ -285,6 +285,9 @@ public sealed unsafe partial class Publisher : IDisposable
         *(long*)(record + ServiceLayout.Timestamp) = Stopwatch.GetTimestamp();
         *(uint*)(record + ServiceLayout.Check) = ServiceLayout.CheckOf(offset, (uint)length, sequence, _generation, 0);
         Volatile.Write(ref *(ulong*)(record + ServiceLayout.Mask), mask); // before any descriptor names it
+        // The pool's head before any descriptor: a walker of this pool after this process died here must see
+        // the record that queues may name (it was after them: a sample held was reused by the next publisher).
+        Volatile.Write(ref *(long*)(_slot + ServiceLayout.PoolHead), _poolHead);
         ulong descriptor = (uint)offset | ((ulong)(uint)length << 32);
         for (int i = 0; i < _attachedCount; i++)
         {
@@ -308,7 +311,6 @@ public sealed unsafe partial class Publisher : IDisposable
         }
         _published = sequence;
         Volatile.Write(ref *(long*)(_slot + ServiceLayout.Published), sequence);
-        Volatile.Write(ref *(long*)(_slot + ServiceLayout.PoolHead), _poolHead);
         _loanPosition = -1;
         Interlocked.MemoryBarrier(); // the heads before the sleep flags: a subscriber that announced its sleep after is seen
         for (int i = 0; i < _attachedCount; i++)
@@ -739,7 +741,8 @@ public sealed unsafe partial class Publisher : IDisposable
         for (int p = 0; p < _layout.MaxPublishers; p++)
         {
             byte* slot = _service.PublisherSlot(p);
-            if (_service.ReadOwner(slot, "publisher", p) == 0 && Interlocked.CompareExchange(ref *(ulong*)slot, attaching, 0) == 0)
+            ulong owner = _service.ReadOwner(slot, "publisher", p);
+            if ((owner == 0 && Interlocked.CompareExchange(ref *(ulong*)slot, attaching, 0) == 0) || PublishSubscribeService.TakeIfDiedAttaching(slot, owner, attaching))
             {
                 return p;
             }

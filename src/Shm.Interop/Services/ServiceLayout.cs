@@ -83,7 +83,8 @@ namespace Shm.Interop;
  *   its history; it keeps private copies and only publishes them. Only a subscriber pops its queues.
  * - Publish: the record's mask gets a bit for every attached subscriber (full drop-oldest queues give
  *   their oldest entry back first: compare-and-swap of the tail, that sample's bit cleared, missed + 1),
- *   then a descriptor goes into each queue and the head moves, then the history ring and `published`,
+ *   then the pool's head (so a walker of a publisher that dies from here on sees the record), then a
+ *   descriptor goes into each queue and the head moves, then the history ring and `published`,
  *   then a full fence and a wake of each subscriber that said it sleeps. Block subscribers never find
  *   their queue full at publish: the loan waited for room.
  * - Receive: the subscriber takes the tail's descriptor with a compare-and-swap, checks it and the
@@ -114,7 +115,9 @@ namespace Shm.Interop;
  *   departed, by that publisher just before it writes `cleaned` (so a new subscriber in the slot, which
  *   needs `cleaned`, never loses its own pin).
  * - Dead publisher p: its unpublished loan is simply never published; its samples are delivered and
- *   released normally. A new publisher takes the slot, under the cleanup lock, once every mask in the
+ *   released normally. A sample it died publishing (its sequence is one past `published`) may be in
+ *   some queues and not in others: the cleaner clears the bit of each attached subscriber whose queue's
+ *   last entry does not name it. A new publisher takes the slot, under the cleanup lock, once every mask in the
  *   pool is 0 and no pin is held, and starts the pool afresh with a new generation.
  * - The name: a process joins by taking a handle slot and then reading `retired`; the last to leave
  *   (no live handle nor participant) sets `retired`, looks at the slots once more, and unlinks the name
@@ -256,6 +259,9 @@ internal static class OwnerWord
 
     /// <summary>True if a process following the protocol could have written <paramref name="word"/>: free is exactly 0, any other state names a pid.</summary>
     public static bool IsValid(ulong word) => word == 0 || (StateOf(word) is >= Attaching and <= Leaving && PidOf(word) is > 0 and < ServiceInterop.PidMaxLimit);
+
+    /// <summary>True if <paramref name="word"/> names this process: false in a forked child for its parent's slots, which its copies must leave alone.</summary>
+    public static bool IsThisProcess(ulong word) => PidOf(word) == ServiceInterop.Self().Pid;
 
     /// <summary>True for a slot that is draining: its owner died or left, and its references are being cleared.</summary>
     public static bool IsDraining(ulong word) => StateOf(word) is Dead or Departed;

@@ -183,13 +183,13 @@ public sealed unsafe partial class Subscriber : IDisposable
         if (_history.Count > 0)
         {
             Held taken = _history.Dequeue();
-            sample = Hold(taken.Publisher, taken.Record, 0);
+            sample = Hold(taken.Publisher, taken.Record, taken.Length, taken.Sequence, 0);
             return true;
         }
         int publishers = _layout.MaxPublishers;
         for (int k = 0, p = _next; k < publishers; k++, p = p + 1 == publishers ? 0 : p + 1)
         {
-            if (TryPop(p, out byte* record, out long sequence, out uint generation))
+            if (TryPop(p, out byte* record, out uint length, out long sequence, out uint generation))
             {
                 long previous = _publisherGenerations[p] == generation && _lastSequences[p] > 0 ? _lastSequences[p] : FirstDelivered(p) - 1;
                 long missed = sequence - previous - 1;
@@ -200,7 +200,7 @@ public sealed unsafe partial class Subscriber : IDisposable
                 _publisherGenerations[p] = generation;
                 _lastSequences[p] = sequence;
                 _next = p + 1 == publishers ? 0 : p + 1;
-                sample = Hold(p, record, missed);
+                sample = Hold(p, record, length, sequence, missed);
                 return true;
             }
         }
@@ -267,7 +267,7 @@ public sealed unsafe partial class Subscriber : IDisposable
         _disposed = true;
         try
         {
-            if (Volatile.Read(ref *(ulong*)_slot) == _owner)
+            if (OwnerWord.IsThisProcess(_owner) && Volatile.Read(ref *(ulong*)_slot) == _owner) // a forked child's copy: the slot, its samples and queue are its parent's
             {
                 Leave();
             }
@@ -298,7 +298,11 @@ public sealed unsafe partial class Subscriber : IDisposable
         }
     }
 
-    private Sample Hold(int p, byte* record, long missed)
+    /// <summary>
+    /// Hands out a record checked already: its length and sequence are the checked copies, never read
+    /// again from its header (a peer may have rewritten it since, to move the span past the pool).
+    /// </summary>
+    private Sample Hold(int p, byte* record, uint length, long sequence, long missed)
     {
         long token = ++_nextToken;
         int free = 0;
@@ -306,10 +310,9 @@ public sealed unsafe partial class Subscriber : IDisposable
         {
             free++;
         }
-        _held[free] = new Held(token, p, record);
+        _held[free] = new Held(token, p, record, length, sequence);
         _heldCount++;
-        return new Sample(this, record + ServiceLayout.RecordHeaderBytes, (int)*(uint*)(record + ServiceLayout.Length), token, p,
-            *(long*)(record + ServiceLayout.Sequence), missed, *(long*)(record + ServiceLayout.Timestamp));
+        return new Sample(this, record + ServiceLayout.RecordHeaderBytes, (int)length, token, p, sequence, missed, Volatile.Read(ref *(long*)(record + ServiceLayout.Timestamp)));
     }
 
     /// <summary>Clears this subscriber's bit in a record it references; wakes the publisher if that freed it.</summary>
@@ -331,7 +334,7 @@ public sealed unsafe partial class Subscriber : IDisposable
     /// under drop-oldest the publisher may take it back first) and checks it and the record it names.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool TryPop(int p, out byte* record, out long sequence, out uint generation)
+    private bool TryPop(int p, out byte* record, out uint length, out long sequence, out uint generation)
     {
         byte* queue = _service.Queue(p, Index);
         for (int attempt = 0; attempt <= _capacity + 1; attempt++)
@@ -372,6 +375,7 @@ public sealed unsafe partial class Subscriber : IDisposable
                 throw Corrupt("subscriber queue entry", entry + 12, (long)(names >> 32), $"{_generation}, this subscriber's generation", p);
             }
             record = _service.CheckRecord(p, descriptor, (uint)names, entry, "subscriber queue entry", out sequence, out generation);
+            length = (uint)(descriptor >> 32); // checked against the record's header and the pool by CheckRecord
             ulong mask = _service.CheckMask(Volatile.Read(ref *(ulong*)(record + ServiceLayout.Mask)), record, p);
             if ((mask & _bit) == 0)
             {
@@ -380,6 +384,7 @@ public sealed unsafe partial class Subscriber : IDisposable
             return true;
         }
         record = null;
+        length = 0;
         sequence = 0;
         generation = 0;
         return false;
@@ -438,8 +443,12 @@ public sealed unsafe partial class Subscriber : IDisposable
                 }
                 long last = first == 0 ? published : Math.Min(published, first - 1);
                 byte* ring = _service.HistoryRing(p);
-                for (long sequence = Math.Max(1, published - depth + 1); sequence <= last; sequence++)
+                // Counted, not compared with `last`: a peer's `published` of long.MaxValue would make the sequence wrap and the walk never end.
+                long oldest = Math.Max(1, published - depth + 1);
+                long count = Math.Max(0, last - oldest + 1); // at most depth: both are 0 or more, and oldest is within depth of published
+                for (long i = 0; i < count; i++)
                 {
+                    long sequence = oldest + i;
                     byte* entry = ring + ((sequence - 1) % depth * ServiceLayout.DescriptorBytes);
                     long before = Volatile.Read(ref *(long*)(entry + 8));
                     ulong descriptor = Volatile.Read(ref *(ulong*)entry);
@@ -459,7 +468,7 @@ public sealed unsafe partial class Subscriber : IDisposable
                         continue; // delivered through the queue: it comes from there
                     }
                     Interlocked.Or(ref *(ulong*)(record + ServiceLayout.Mask), _bit);
-                    _history.Enqueue(new Held(0, p, record));
+                    _history.Enqueue(new Held(0, p, record, (uint)(descriptor >> 32), sequence));
                 }
             }
             finally
@@ -535,7 +544,7 @@ public sealed unsafe partial class Subscriber : IDisposable
             }
             for (int p = 0; p < _layout.MaxPublishers; p++)
             {
-                while (TryPop(p, out byte* record, out _, out _))
+                while (TryPop(p, out byte* record, out _, out _, out _))
                 {
                     Unreference(p, record);
                 }
@@ -592,7 +601,7 @@ public sealed unsafe partial class Subscriber : IDisposable
                     }
                     Thread.Sleep(1);
                 }
-                while (TryPop(p, out byte* record, out _, out _))
+                while (TryPop(p, out byte* record, out _, out _, out _))
                 {
                     Unreference(p, record);
                 }
@@ -656,6 +665,10 @@ public sealed unsafe partial class Subscriber : IDisposable
                 }
                 continue;
             }
+            if (PublishSubscribeService.TakeIfDiedAttaching(slot, owner, attaching))
+            {
+                return s;
+            }
             if (OwnerWord.StateOf(owner) is OwnerWord.Attached or OwnerWord.Leaving && _service.MarkDeadIfGone(slot, owner, OwnerWord.StateOf(owner)))
             {
                 owner = OwnerWord.WithState(owner, OwnerWord.Dead);
@@ -684,12 +697,18 @@ public sealed unsafe partial class Subscriber : IDisposable
         _corruption = _service.Segment.Corrupt(structure, _service.OffsetOf(where), value, expected, publisher);
 
     /// <summary>A record this subscriber references: a received sample (token) or a history sample not yet received (token 0).</summary>
-    private readonly struct Held(long token, int publisher, byte* record)
+    private readonly struct Held(long token, int publisher, byte* record, uint length, long sequence)
     {
         public long Token { get; } = token;
 
         public int Publisher { get; } = publisher;
 
         public byte* Record { get; } = record;
+
+        /// <summary>The payload's length as checked when the record was taken.</summary>
+        public uint Length { get; } = length;
+
+        /// <summary>The sample's sequence as checked when the record was taken.</summary>
+        public long Sequence { get; } = sequence;
     }
 }
