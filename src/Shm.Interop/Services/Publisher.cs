@@ -209,10 +209,23 @@ public sealed unsafe partial class Publisher : IDisposable
             {
                 _service.Segment.BumpMembership();
                 Interlocked.MemoryBarrier(); // the owner changed before pins are read: a subscriber pinning later sees it and takes nothing
+                // Freed only under the cleanup lock: a cleaner may be walking this (now draining) pool, and a
+                // slot freed under it could be taken by a new publisher mid-walk. Without the lock the slot
+                // stays departed, and the next cleaner frees it.
                 if (_corruption is null && !AnyReferenced() && Volatile.Read(ref *(ulong*)(_slot + ServiceLayout.HistoryPins)) == 0
-                    && Interlocked.CompareExchange(ref *(ulong*)_slot, 0, departed) == departed)
+                    && _service.Segment.TryLockCleanup(out ulong me))
                 {
-                    _service.Segment.BumpMembership();
+                    try
+                    {
+                        if (Interlocked.CompareExchange(ref *(ulong*)_slot, 0, departed) == departed)
+                        {
+                            _service.Segment.BumpMembership();
+                        }
+                    }
+                    finally
+                    {
+                        _service.Segment.UnlockCleanup(me);
+                    }
                 }
             }
         }
