@@ -118,6 +118,8 @@ public class ForkDeadlockTests
                 return 0;
             },
             LongGraceKill);
+        // Fork returns once the body started, not once it ignored SIGTERM: a Dispose before that ends it by the signal.
+        Assert.True(SpinWait.SpinUntil(() => Native.Ignores(child.Pid, Native.SIGTERM), Bound), $"the child never ignored SIGTERM: {Native.Describe(child.Pid)}");
         var clock = Stopwatch.StartNew();
 
         Bounded(() =>
@@ -144,6 +146,7 @@ public class ForkDeadlockTests
                 return 0;
             },
             LongGrace);
+        Assert.True(SpinWait.SpinUntil(() => Native.Ignores(child.Pid, Native.SIGTERM), Bound), $"the child never ignored SIGTERM: {Native.Describe(child.Pid)}");
         var clock = Stopwatch.StartNew();
 
         Bounded(() =>

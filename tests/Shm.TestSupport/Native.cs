@@ -109,6 +109,20 @@ public static partial class Native
         }
     }
 
+    /// <summary>True if /proc says process <paramref name="pid"/> ignores <paramref name="signal"/> (its SigIgn mask); false if not, or if it is gone.</summary>
+    public static bool Ignores(int pid, int signal)
+    {
+        try
+        {
+            string? line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+            return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (signal - 1))) != 0;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>What the kernel says process <paramref name="pid"/> is doing: its state, threads, system call and wait channel.</summary>
     public static string Describe(int pid)
     {
@@ -130,9 +144,22 @@ public static partial class Native
     public static bool Exists(int pid) => Directory.Exists($"/proc/{pid}");
 
     /// <summary>The unreaped children of this process (zombies included), from /proc/self/task/*/children.</summary>
+    /// <remarks>A thread may end between the listing and the read: its file is then gone, and so are its children's claims on it.</remarks>
     public static int[] Children() =>
         Directory.GetDirectories("/proc/self/task")
-            .SelectMany(task => File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .SelectMany(task => ReadIfThere(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .Select(int.Parse)
             .ToArray();
+
+    private static string ReadIfThere(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
 }
