@@ -228,6 +228,9 @@ public sealed unsafe class Client : IDisposable
 
     internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
+    /// <summary>True in a forked child holding its parent's client: the slot and the pending requests are the parent's, and are left alone.</summary>
+    internal bool IsForeignCopy => ServiceInterop.InForkedChild && ServiceInterop.Self().Pid != OwnerWord.PidOf(_owner);
+
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 
     /// <summary>Cancels every pending response, gives the client slot back and releases this client's hold on the service.</summary>
@@ -237,18 +240,18 @@ public sealed unsafe class Client : IDisposable
         {
             return;
         }
-        PendingResponse?[] pending;
-        lock (_lock)
+        if (!IsForeignCopy)
         {
-            pending = (PendingResponse?[])_pending.Clone();
-        }
-        foreach (PendingResponse? one in pending)
-        {
-            one?.Cancel();
-        }
-        if (ServiceInterop.Self().Pid == OwnerWord.PidOf(_owner))
-        {
-            Interlocked.CompareExchange(ref *(ulong*)_service.At(_layout.ClientSlot(_slot)), 0, _owner); // not a forked child's copy: the slot is its parent's
+            PendingResponse?[] pending;
+            lock (_lock)
+            {
+                pending = (PendingResponse?[])_pending.Clone();
+            }
+            foreach (PendingResponse? one in pending)
+            {
+                one?.Cancel();
+            }
+            Interlocked.CompareExchange(ref *(ulong*)_service.At(_layout.ClientSlot(_slot)), 0, _owner);
         }
         _service.Segment.Release();
     }

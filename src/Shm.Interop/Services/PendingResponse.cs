@@ -243,9 +243,9 @@ public sealed unsafe partial class PendingResponse : IDisposable
     {
         int was = Interlocked.Exchange(ref _finished, 2);
         ServiceInterop.Abandon(this);
-        if (was != 0)
+        if (was != 0 || _client.IsForeignCopy)
         {
-            return;
+            return; // ended already, or a forked child's copy of its parent's request
         }
         ulong* word = (ulong*)_service.At(_slot);
         for (int attempt = 0; attempt < 8; attempt++)

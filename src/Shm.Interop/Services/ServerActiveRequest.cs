@@ -150,6 +150,11 @@ public sealed unsafe class ActiveRequest : IDisposable
     /// <summary>Completes the request if it was not (never throws), and releases its hold on the service.</summary>
     public void Dispose()
     {
+        if (ServiceInterop.InForkedChild && ServiceInterop.Self().Pid != OwnerWord.PidOf(_taken))
+        {
+            Finish(); // a forked child's copy: the request is its parent's to complete
+            return;
+        }
         try
         {
             Complete();

@@ -214,4 +214,39 @@ public sealed class RequestResponseTests : IDisposable
         Assert.Single(listed.Participants, p => p.Role == ParticipantRole.Client && p.Pid == Environment.ProcessId && p.IsAlive);
         Assert.Single(listed.Participants, p => p.Role == ParticipantRole.Server && p.Pid == Environment.ProcessId && p.IsAlive);
     }
+
+    [Fact]
+    public void A_forked_childs_copies_of_a_client_and_its_request_leave_the_parents_alone_when_disposed()
+    {
+        string name = _names.Unique();
+        using var service = RequestResponseService.Create(name, Small);
+        using Server server = service.CreateServer();
+
+        static int Body(Client client, PendingResponse pending)
+        {
+            pending.Dispose();
+            client.Dispose();
+            return 0;
+        }
+
+        using (Client warm = service.CreateClient())
+        {
+            Assert.Equal(0, Body(warm, warm.Send("warm"u8))); // here it does cancel: the parent's own
+        }
+        Assert.False(server.TryReceive(out _));
+
+        using Client client = service.CreateClient();
+        using PendingResponse pending = client.Send("the parent's"u8);
+        using (Child child = Child.Fork(() => Body(client, pending)))
+        {
+            Assert.Equal(0, child.WaitOrFail().ExitCode);
+        }
+        Assert.True(server.TryReceive(out ActiveRequest? request), "the child's dispose withdrew the parent's request");
+        using (request)
+        {
+            request.Respond("still wanted"u8);
+        }
+        Assert.Equal("still wanted", Encoding.ASCII.GetString(pending.Receive().Span));
+        Assert.Single(Service.List().Single(s => s.Name == name).Participants, p => p.Role == ParticipantRole.Client && p.Pid == Environment.ProcessId && p.IsAlive);
+    }
 }
