@@ -128,8 +128,11 @@ public sealed unsafe class ActiveRequest : IDisposable
         }
     }
 
-    /// <summary>Ends the stream of responses: the client receives what was sent, then the end. Does nothing if it was completed already.</summary>
-    /// <exception cref="RequestAbandonedException">The client had cancelled the request (what was sent was not all received).</exception>
+    /// <summary>
+    /// Ends the stream of responses: the client receives what was sent, then the end. Does nothing if
+    /// it was completed already; if the client cancelled the request meanwhile (it wants nothing more,
+    /// so nothing is lost), frees its slot without complaint.
+    /// </summary>
     /// <exception cref="SharedMemoryCorruptedException">The request's slot holds an impossible value.</exception>
     public void Complete()
     {
@@ -137,14 +140,24 @@ public sealed unsafe class ActiveRequest : IDisposable
         {
             return;
         }
-        CheckStillOurs();
         ulong done = OwnerWord.WithState(_taken, RequestResponseLayout.Done);
-        if (Interlocked.CompareExchange(ref *(ulong*)_service.At(_slot), done, _taken) != _taken)
+        ulong cancelled = OwnerWord.WithState(_taken, RequestResponseLayout.Cancelled);
+        for (int attempt = 0; attempt < 2; attempt++) // taken -> done, unless the client made it cancelled first
         {
-            CheckStillOurs(); // cancelled meanwhile: reported; anything else: corruption
+            ulong seen = Interlocked.CompareExchange(ref *(ulong*)_service.At(_slot), done, _taken);
+            if (seen == _taken)
+            {
+                RequestResponseService.Signal((int*)_service.At(_slot + RequestResponseLayout.ToClient));
+                Finish();
+                return;
+            }
+            if (seen == cancelled)
+            {
+                Abandon(cancelled);
+                return;
+            }
         }
-        RequestResponseService.Signal((int*)_service.At(_slot + RequestResponseLayout.ToClient));
-        Finish();
+        CheckStillOurs(); // neither: corruption, reported
     }
 
     /// <summary>Completes the request if it was not (never throws), and releases its hold on the service.</summary>

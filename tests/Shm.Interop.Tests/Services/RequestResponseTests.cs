@@ -137,6 +137,15 @@ public sealed class RequestResponseTests : IDisposable
         Assert.True(request!.IsCompleted);
         Assert.Throws<ObjectDisposedException>(() => pending.TryReceive(out _));
 
+        // A client that took its one answer and left before the end: completing it is no failure (nothing was lost).
+        PendingResponse early = client.Send("one answer"u8);
+        Assert.True(server.TryReceive(out ActiveRequest? last));
+        last.Respond("the answer"u8);
+        Assert.Equal("the answer", Encoding.ASCII.GetString(early.Receive().Span));
+        early.Dispose();
+        last.Complete();
+        Assert.True(last.IsCompleted);
+
         // Every slot comes back: QueueDepth requests can be pending again, and one more is refused.
         PendingResponse[] all = [.. Enumerable.Range(0, Small.QueueDepth).Select(_ => client.Send("again"u8))];
         Assert.Throws<InvalidOperationException>(() => client.Send("one more"u8));
