@@ -98,3 +98,47 @@ module Blackboard =
         (key: int)
         : 'T =
         service.Read<'T>(key)
+
+/// <summary>
+/// Request-response services found by name, as scoped resources: the service, its clients and its
+/// servers are released (each gives its slot back, the service object its hold) when the scope
+/// closes, newest first. Requests and responses are copied bytes.
+/// </summary>
+/// <example>
+/// <code>
+/// shm {
+///     let! service = RequestResponse.service "jobs" (RequestResponseConfig(MaxClients = 4))
+///     let! client = RequestResponse.client service
+///     return RequestResponse.request client (ReadOnlyMemory "ping"B)
+/// }
+/// </code>
+/// </example>
+[<RequireQualifiedAccess>]
+module RequestResponse =
+
+    /// <summary>Opens the service <paramref name="name"/>, or creates it with <paramref name="config"/> (an existing one must have exactly this configuration).</summary>
+    let service (name: string) (config: RequestResponseConfig) : Shm<RequestResponseService> =
+        fun scope -> Shm.acquire (fun () -> RequestResponseService.CreateOrOpen(name, config)) scope
+
+    /// <summary>Opens the existing service <paramref name="name"/>, whatever its configuration.</summary>
+    let openService (name: string) : Shm<RequestResponseService> =
+        fun scope -> Shm.acquire (fun () -> RequestResponseService.Open name) scope
+
+    /// <summary>Attaches a client to <paramref name="service"/>; it cancels what is pending and leaves its slot when the scope closes.</summary>
+    let client (service: RequestResponseService) : Shm<Client> =
+        fun scope -> Shm.acquire (fun () -> service.CreateClient()) scope
+
+    /// <summary>Attaches a server to <paramref name="service"/>; it leaves its slot when the scope closes.</summary>
+    let server (service: RequestResponseService) : Shm<Server> =
+        fun scope -> Shm.acquire (fun () -> service.CreateServer()) scope
+
+    /// <summary>Sends <paramref name="request"/> and returns the bytes of its first response (the rest of its stream, if any, is cancelled).</summary>
+    let request (client: Client) (request: ReadOnlyMemory<byte>) : byte[] =
+        use pending = client.Send request.Span
+        pending.Receive().Span.ToArray()
+
+    /// <summary>Takes the next request, answers it with <paramref name="answer"/> of its bytes as one response, and completes it.</summary>
+    let serveOne (server: Server) (answer: byte[] -> byte[]) : unit =
+        use request = server.Receive()
+        request.Respond(ReadOnlySpan(answer (request.Span.ToArray())))
+        request.Complete()

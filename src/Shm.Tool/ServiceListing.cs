@@ -51,12 +51,13 @@ internal static class ServiceListing
     {
         ServiceKind.PublishSubscribe => "pubsub",
         ServiceKind.Blackboard => "blackboard",
+        ServiceKind.RequestResponse => "reqresp",
         _ => "unknown",
     };
 }
 
 /// <summary>A service in --json: its kind, configuration, what made it unreadable, and its participants.</summary>
-internal sealed record ServiceReport(string Name, string Kind, string? Problem, PublishSubscribeReport? PublishSubscribe, BlackboardReport? Blackboard, IReadOnlyList<ParticipantReport> Participants)
+internal sealed record ServiceReport(string Name, string Kind, string? Problem, PublishSubscribeReport? PublishSubscribe, BlackboardReport? Blackboard, IReadOnlyList<ParticipantReport> Participants, RequestResponseReport? RequestResponse = null)
 {
     public static ServiceReport Of(ServiceInfo service) => new(
         service.Name,
@@ -66,7 +67,8 @@ internal sealed record ServiceReport(string Name, string Kind, string? Problem, 
             ? new PublishSubscribeReport(c.MaxPublishers, c.MaxSubscribers, c.MaxPayload, c.PoolBytesPerPublisher, c.QueueCapacity, c.HistoryDepth, c.OverflowPolicy == OverflowPolicy.Block ? "block" : "dropOldest")
             : null,
         service.Blackboard is BlackboardConfig b ? new BlackboardReport(b.Keys, b.ValueSize) : null,
-        [.. service.Participants.Select(p => new ParticipantReport(p.Role.ToString().ToLowerInvariant(), p.Slot, p.Pid, p.IsAlive, p.State.ToString().ToLowerInvariant(), p.PoolBytesInUse))]);
+        [.. service.Participants.Select(p => new ParticipantReport(p.Role.ToString().ToLowerInvariant(), p.Slot, p.Pid, p.IsAlive, p.State.ToString().ToLowerInvariant(), p.PoolBytesInUse))],
+        service.RequestResponse is RequestResponseConfig r ? new RequestResponseReport(r.MaxClients, r.MaxServers, r.MaxRequestBytes, r.MaxResponseBytes, r.QueueDepth, r.ResponseDepth) : null);
 }
 
 /// <summary>A publish-subscribe configuration in --json.</summary>
@@ -74,6 +76,9 @@ internal sealed record PublishSubscribeReport(int MaxPublishers, int MaxSubscrib
 
 /// <summary>A blackboard configuration in --json.</summary>
 internal sealed record BlackboardReport(int Keys, int ValueSize);
+
+/// <summary>A request-response configuration in --json.</summary>
+internal sealed record RequestResponseReport(int MaxClients, int MaxServers, int MaxRequestBytes, int MaxResponseBytes, int QueueDepth, int ResponseDepth);
 
 /// <summary>A participant in --json.</summary>
 internal sealed record ParticipantReport(string Role, int Slot, int Pid, bool Alive, string State, long PoolBytesInUse);

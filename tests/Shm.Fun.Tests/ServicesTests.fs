@@ -112,4 +112,41 @@ let tests =
                 Expect.equal read (Nullable 7) "the child read the whole value"
                 Expect.isFalse (exists name) "the scope closed: the last participant removed the service"
             }
+
+            test "a forked server answers the client's request, and the scope removes the service" {
+                let name = uniqueName ()
+
+                let answer =
+                    shm {
+                        let! service =
+                            RequestResponse.service
+                                name
+                                (RequestResponseConfig(MaxClients = 2, MaxServers = 2))
+
+                        let! client = RequestResponse.client service
+                        // The child's path once here (a server on this process), so that nothing compiles in the child.
+                        let! warm = RequestResponse.server service
+                        let pending = client.Send(ReadOnlySpan "warm"B)
+                        RequestResponse.serveOne warm Array.rev
+                        Expect.equal (pending.Receive().Span.ToArray()) "mraw"B "answered here"
+                        pending.Dispose()
+                        warm.Dispose()
+
+                        let! child =
+                            Child.fork (fun () ->
+                                use server = service.CreateServer()
+                                RequestResponse.serveOne server Array.rev
+                                0)
+
+                        let answer = RequestResponse.request client (ReadOnlyMemory "ping"B)
+                        let exit = Kernel.waitOrFail child
+                        Expect.equal exit.ExitCode (Nullable 0) "the server ended normally"
+                        Expect.isTrue (exists name) "the service is there while the scope holds it"
+                        return answer
+                    }
+                    |> Shm.run
+
+                Expect.equal answer "gnip"B "the forked server's answer"
+                Expect.isFalse (exists name) "the scope closed: the last participant removed the service"
+            }
         ]

@@ -83,7 +83,7 @@ public static class Service
         int version = Volatile.Read(ref *(int*)(@base + ServiceLayout.VersionAt));
         int kind = Volatile.Read(ref *(int*)(@base + ServiceLayout.KindAt));
         long bytes = Volatile.Read(ref *(long*)(@base + ServiceLayout.SegmentBytes));
-        if (magic != ServiceLayout.Magic || version != ServiceLayout.Version || bytes != size || kind is not ((int)ServiceKind.PublishSubscribe or (int)ServiceKind.Blackboard))
+        if (magic != ServiceLayout.Magic || version != ServiceLayout.Version || bytes != size || kind is not ((int)ServiceKind.PublishSubscribe or (int)ServiceKind.RequestResponse or (int)ServiceKind.Blackboard))
         {
             info.Problem = magic != ServiceLayout.Magic ? $"corrupt: magic 0x{magic:X8}"
                 : version != ServiceLayout.Version ? $"layout version {version} (this library reads {ServiceLayout.Version})"
@@ -94,6 +94,11 @@ public static class Service
         if (kind == (int)ServiceKind.Blackboard)
         {
             ReadBlackboard(info, @base, size);
+            return;
+        }
+        if (kind == (int)ServiceKind.RequestResponse)
+        {
+            ReadRequestResponse(info, @base, size);
             return;
         }
         info.Kind = ServiceKind.PublishSubscribe;
@@ -125,6 +130,26 @@ public static class Service
         info.Blackboard = config;
         AddHandles(info, @base);
         info.Add(ParticipantRole.Writer, 0, Volatile.Read(ref *(ulong*)(@base + BlackboardLayout.WriterSlot)), 0);
+    }
+
+    private static unsafe void ReadRequestResponse(ServiceInfo info, byte* @base, long size)
+    {
+        info.Kind = ServiceKind.RequestResponse;
+        if (!RequestResponseLayout.Read(@base, size, out RequestResponseConfig? config, out RequestResponseLayout? layout, out string field, out _, out long value, out string expected))
+        {
+            info.Problem = $"corrupt: its {field} is {value}; expected {expected}";
+            return;
+        }
+        info.RequestResponse = config;
+        AddHandles(info, @base);
+        for (int s = 0; s < layout!.MaxServers; s++)
+        {
+            info.Add(ParticipantRole.Server, s, Volatile.Read(ref *(ulong*)(@base + layout.ServerSlot(s))), 0);
+        }
+        for (int c = 0; c < layout.MaxClients; c++)
+        {
+            info.Add(ParticipantRole.Client, c, Volatile.Read(ref *(ulong*)(@base + layout.ClientSlot(c))), 0);
+        }
     }
 
     private static unsafe void AddHandles(ServiceInfo info, byte* @base)

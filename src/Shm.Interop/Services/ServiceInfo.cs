@@ -31,6 +31,9 @@ public sealed class ServiceInfo
     /// <summary>The configuration of a publish-subscribe service.</summary>
     public PublishSubscribeConfig? PublishSubscribe { get; internal set; }
 
+    /// <summary>The configuration of a request-response service.</summary>
+    public RequestResponseConfig? RequestResponse { get; internal set; }
+
     /// <summary>The configuration of a blackboard service.</summary>
     public BlackboardConfig? Blackboard { get; internal set; }
 
@@ -76,6 +79,12 @@ public enum ParticipantRole
 
     /// <summary>A blackboard's writer.</summary>
     Writer,
+
+    /// <summary>A request-response client.</summary>
+    Client,
+
+    /// <summary>A request-response server.</summary>
+    Server,
 }
 
 /// <summary>Where a participant's slot is in its life.</summary>

@@ -25,7 +25,7 @@ namespace Shm.Interop;
  *    0 u32 state        0, INITIALISING ("INIT"), READY ("REDY"), ABANDONED ("DEAD": its creator died initialising)
  *    4 u32 magic        "SHMS"
  *    8 u32 version      1
- *   12 u32 kind         1 publish-subscribe, 3 blackboard (BlackboardLayout.cs; 2 request-response comes later)
+ *   12 u32 kind         1 publish-subscribe, 3 blackboard (BlackboardLayout.cs), 2 request-response (RequestResponseLayout.cs)
  *   16 u64 segment      the segment's size in bytes
  *   24 u64 creator      owner word of the creating process (below), written before INITIALISING
  *   32 u32 retired      0; 1 once the last participant leaving has decided to remove the name

@@ -287,9 +287,9 @@ internal sealed unsafe class ServiceSegment
         int stored = Volatile.Read(ref *(int*)(Base + ServiceLayout.KindAt));
         if (stored != (int)kind)
         {
-            throw stored is (int)ServiceKind.PublishSubscribe or (int)ServiceKind.Blackboard
+            throw stored is (int)ServiceKind.PublishSubscribe or (int)ServiceKind.RequestResponse or (int)ServiceKind.Blackboard
                 ? new InvalidOperationException($"The service '{Name}' is a {(ServiceKind)stored} service, not {kind}.")
-                : Corrupt("service kind", ServiceLayout.KindAt, stored, "1 (publish-subscribe) or 3 (blackboard)");
+                : Corrupt("service kind", ServiceLayout.KindAt, stored, "1 (publish-subscribe), 2 (request-response) or 3 (blackboard)");
         }
         long bytes = Volatile.Read(ref *(long*)(Base + ServiceLayout.SegmentBytes));
         if (bytes != Length)
@@ -446,6 +446,16 @@ internal sealed unsafe class ServiceSegment
                 }
             }
             _ = config;
+        }
+        if (kind == (int)ServiceKind.RequestResponse && RequestResponseLayout.Read(Base, Length, out _, out RequestResponseLayout? rr, out _, out _, out _, out _))
+        {
+            for (int i = 0; i < rr!.MaxServers + rr.MaxClients; i++)
+            {
+                if (IsLive(Volatile.Read(ref *(ulong*)(Base + rr.ServerSlot(i))))) // the client slots follow the server slots
+                {
+                    return true;
+                }
+            }
         }
         if (kind == (int)ServiceKind.Blackboard && IsLive(Volatile.Read(ref *(ulong*)(Base + BlackboardLayout.WriterSlot))))
         {
