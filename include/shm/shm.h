@@ -2269,7 +2269,7 @@ static inline int shm_blackboard_read(struct shm_blackboard *b, uint32_t key, vo
     if (!b->base || key >= b->keys || size != b->value_size || !value) return -EINVAL;
     char *entry = shm_bb_entry_(b, key);
     uint32_t *sequence = SHM_SVC_WORD(entry, SHM_BB_SEQUENCE, uint32_t);
-    int64_t until = timeout_ns < 0 ? INT64_MAX : shm_svc_now_ns_() + timeout_ns;
+    int64_t until = -1; /* read the clock only once the read has to wait: the fast path makes no call */
     for (int attempt = 0;; attempt++) {
         uint32_t seen = __atomic_load_n(sequence, __ATOMIC_ACQUIRE);
         if (!(seen & 1)) {
@@ -2289,6 +2289,7 @@ static inline int shm_blackboard_read(struct shm_blackboard *b, uint32_t key, vo
             if (error != 0) return error;
         }
         int64_t now = shm_svc_now_ns_();
+        if (until < 0) until = timeout_ns < 0 ? INT64_MAX : (timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns);
         if (now >= until) return -ETIMEDOUT;
         if (seen & 1) {
             uint32_t *waiters = SHM_SVC_WORD(entry, SHM_BB_WAITERS, uint32_t);
